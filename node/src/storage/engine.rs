@@ -1,0 +1,128 @@
+//! Storage engines: the synchronous key-value layer under the storage pool.
+//!
+//! Engines are called only from storage threads, never from async workers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::StorageError;
+
+/// What the storage pool needs from a key-value store; sled in production, memory in simulation.
+pub trait Engine: Send + Sync + 'static {
+    /// Current value of a data key.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Replace a data key's value, returning the previous one's length.
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError>;
+    /// Make every write so far durable (fsync).
+    fn flush(&self) -> Result<(), StorageError>;
+    /// Read node metadata (incarnation, tokens, members).
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Write node metadata; durable on return.
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
+    /// Number of data keys and their total value bytes, by a full scan (startup only).
+    fn scan_stats(&self) -> Result<(u64, u64), StorageError>;
+}
+
+/// The production engine: sled, with data and metadata in separate trees.
+pub struct SledEngine {
+    db: sled::Db,
+    data: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl SledEngine {
+    /// Open (or create) the database under `dir`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            // Memory-only writes still reach disk within this bound.
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(sled_err)?;
+        let data = db.open_tree("data").map_err(sled_err)?;
+        let meta = db.open_tree("meta").map_err(sled_err)?;
+        Ok(SledEngine { db, data, meta })
+    }
+}
+
+fn sled_err(e: sled::Error) -> StorageError {
+    match e {
+        sled::Error::Corruption { .. } => StorageError::Corrupt(e.to_string()),
+        other => StorageError::Io(other.to_string()),
+    }
+}
+
+impl Engine for SledEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.data.get(key).map_err(sled_err)?.map(|v| v.to_vec()))
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError> {
+        Ok(self.data.insert(key, value).map_err(sled_err)?.map(|v| v.len()))
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush().map_err(sled_err).map(|_| ())
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.meta.get(key).map_err(sled_err)?.map(|v| v.to_vec()))
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.meta.insert(key, value).map_err(sled_err)?;
+        self.flush()
+    }
+
+    fn scan_stats(&self) -> Result<(u64, u64), StorageError> {
+        let (mut keys, mut bytes) = (0, 0);
+        for kv in self.data.iter() {
+            let (_, v) = kv.map_err(sled_err)?;
+            keys += 1;
+            bytes += v.len() as u64;
+        }
+        Ok((keys, bytes))
+    }
+}
+
+/// An engine that lives in memory, for simulation tests; `flush` is a no-op.
+#[derive(Default)]
+pub struct MemEngine {
+    data: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    meta: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+fn poisoned<T>(_: T) -> StorageError {
+    StorageError::Io("in-memory engine lock poisoned".into())
+}
+
+impl Engine for MemEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.data.lock().map_err(poisoned)?.get(key).cloned())
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError> {
+        Ok(self.data.lock().map_err(poisoned)?.insert(key.to_vec(), value.to_vec()).map(|v| v.len()))
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.meta.lock().map_err(poisoned)?.get(key).cloned())
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.meta.lock().map_err(poisoned)?.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn scan_stats(&self) -> Result<(u64, u64), StorageError> {
+        let d = self.data.lock().map_err(poisoned)?;
+        Ok((d.len() as u64, d.values().map(|v| v.len() as u64).sum()))
+    }
+}

@@ -1,0 +1,427 @@
+//! Local replica storage: sibling sets on a synchronous engine, reached from async code
+//! only through a bounded pool of storage threads.
+//!
+//! Invariants kept here:
+//! - every operation on one key runs on the same storage thread (sharded by key hash), so a
+//!   mint's read-modify-write and a concurrent replica merge never interleave;
+//! - a durable write is answered only after a flush that began after the write was applied;
+//!   concurrent writes share one flush (group commit) on a dedicated flusher thread;
+//! - queues are bounded: a full queue is answered with `Overloaded`, never by growing.
+//!
+//! Keys are laid out as `token (8 bytes, order-preserving) ‖ collection ‖ 0 ‖ key`, so a
+//! token range is one contiguous scan (for streaming and anti-entropy).
+
+pub mod engine;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use bytes::Bytes;
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use tokio::sync::oneshot;
+
+use crate::ring::{token_for, Token};
+use crate::version::{CausalContext, DecodeError, SiblingSet};
+pub use engine::{Engine, MemEngine, SledEngine};
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// The engine reported an I/O failure.
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    /// On-disk data could not be read back.
+    #[error("storage corruption: {0}")]
+    Corrupt(String),
+    /// The storage queue is full; the caller should shed load.
+    #[error("storage overloaded: {0} operations queued")]
+    Overloaded(usize),
+    /// The storage threads have stopped (node shutting down).
+    #[error("storage stopped")]
+    Stopped,
+}
+
+impl From<DecodeError> for StorageError {
+    fn from(e: DecodeError) -> Self {
+        StorageError::Corrupt(e.to_string())
+    }
+}
+
+/// When a write may be acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After fsync.
+    Durable,
+    /// Once applied in memory.
+    Memory,
+}
+
+/// Sizing of the storage pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Storage threads; each owns a shard of the key space.
+    pub threads: usize,
+    /// Queued operations per thread before `Overloaded`.
+    pub queue_depth: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { threads: 4, queue_depth: 4096 }
+    }
+}
+
+/// The engine key of a document: order-preserving token prefix, then its address.
+pub fn storage_key(token: Token, collection: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + collection.len() + 1 + key.len());
+    k.extend_from_slice(&((token as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(collection.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// A new version to mint on this replica.
+#[derive(Debug, Clone)]
+pub struct Mint {
+    /// This node's current incarnation.
+    pub actor: String,
+    /// What the writer had seen.
+    pub context: CausalContext,
+    /// Document bytes, or `None` for a tombstone.
+    pub value: Option<Bytes>,
+    /// Wall-clock milliseconds.
+    pub timestamp_ms: u64,
+}
+
+/// Result of minting: the stored set (to replicate) and the new version's own context.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    /// The full sibling set now stored here, encoded for shipping to the other replicas.
+    pub stored: Bytes,
+    /// Context that supersedes exactly the new version.
+    pub context: CausalContext,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
+
+enum Job {
+    Read { key: Vec<u8>, reply: Reply<Option<Bytes>> },
+    Merge { key: Vec<u8>, incoming: SiblingSet, durability: Durability, reply: Reply<()> },
+    Mint { key: Vec<u8>, mint: Mint, durability: Durability, reply: Reply<Minted> },
+}
+
+/// A write applied in memory and waiting for the next group flush.
+enum FlushWaiter {
+    Unit(Reply<()>),
+    Minted(Reply<Minted>, Minted),
+}
+
+impl FlushWaiter {
+    fn finish(self, result: Result<(), StorageError>) {
+        match self {
+            FlushWaiter::Unit(r) => {
+                let _ = r.send(result);
+            }
+            FlushWaiter::Minted(r, m) => {
+                let _ = r.send(result.map(|_| m));
+            }
+        }
+    }
+}
+
+/// Live key and byte counts of this replica, reported in cluster status.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Keys stored (tombstones included).
+    pub keys: AtomicU64,
+    /// Bytes of stored sibling sets.
+    pub bytes: AtomicU64,
+    /// Group flushes performed.
+    pub flushes: AtomicU64,
+    /// Writes made durable by those flushes.
+    pub flushed_writes: AtomicU64,
+}
+
+/// Async handle to the storage threads; cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    shards: Arc<Vec<Sender<Job>>>,
+    engine: Arc<dyn Engine>,
+    stats: Arc<Stats>,
+    queue_depth: usize,
+}
+
+impl Storage {
+    /// Start the storage threads and the flusher over an engine.
+    pub fn start(engine: Arc<dyn Engine>, config: PoolConfig) -> Result<Storage, StorageError> {
+        let stats = Arc::new(Stats::default());
+        let (keys, bytes) = engine.scan_stats()?;
+        stats.keys.store(keys, Ordering::Relaxed);
+        stats.bytes.store(bytes, Ordering::Relaxed);
+        let (flush_tx, flush_rx) = bounded::<FlushWaiter>(config.queue_depth * config.threads.max(1));
+        {
+            let engine = engine.clone();
+            let stats = stats.clone();
+            thread::Builder::new()
+                .name("ringdb-flush".into())
+                .spawn(move || flusher(engine, flush_rx, stats))
+                .map_err(|e| StorageError::Io(e.to_string()))?;
+        }
+        let mut shards = Vec::new();
+        for i in 0..config.threads.max(1) {
+            let (tx, rx) = bounded::<Job>(config.queue_depth);
+            let engine = engine.clone();
+            let flush_tx = flush_tx.clone();
+            let stats = stats.clone();
+            thread::Builder::new()
+                .name(format!("ringdb-storage-{i}"))
+                .spawn(move || worker(engine, rx, flush_tx, stats))
+                .map_err(|e| StorageError::Io(e.to_string()))?;
+            shards.push(tx);
+        }
+        Ok(Storage { shards: Arc::new(shards), engine, stats, queue_depth: config.queue_depth })
+    }
+
+    /// Counters for status reporting.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    async fn call<T>(&self, key: Vec<u8>, make: impl FnOnce(Vec<u8>, Reply<T>) -> Job) -> Result<T, StorageError> {
+        // The key starts with the token, already a uniform hash: use it to pick the shard.
+        let h = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
+        let shard = &self.shards[(h % self.shards.len() as u64) as usize];
+        let (tx, rx) = oneshot::channel();
+        shard.try_send(make(key, tx)).map_err(|e| match e {
+            TrySendError::Full(_) => StorageError::Overloaded(self.queue_depth),
+            TrySendError::Disconnected(_) => StorageError::Stopped,
+        })?;
+        rx.await.map_err(|_| StorageError::Stopped)?
+    }
+
+    /// This replica's encoded sibling set for a document, exactly as stored.
+    pub async fn read_raw(&self, collection: &str, key: &str) -> Result<Option<Bytes>, StorageError> {
+        let k = storage_key(token_for(collection, key), collection, key);
+        self.call(k, |key, reply| Job::Read { key, reply }).await
+    }
+
+    /// This replica's sibling set for a document (empty when absent).
+    pub async fn read(&self, collection: &str, key: &str) -> Result<SiblingSet, StorageError> {
+        match self.read_raw(collection, key).await? {
+            Some(b) => Ok(SiblingSet::decode(&b)?),
+            None => Ok(SiblingSet::new()),
+        }
+    }
+
+    /// Join another replica's sibling set into ours (replication and repair).
+    pub async fn merge(&self, collection: &str, key: &str, incoming: SiblingSet, durability: Durability) -> Result<(), StorageError> {
+        let k = storage_key(token_for(collection, key), collection, key);
+        self.call(k, |key, reply| Job::Merge { key, incoming, durability, reply }).await
+    }
+
+    /// Mint a new version here, as the key's coordinating replica.
+    pub async fn mint(&self, collection: &str, key: &str, mint: Mint, durability: Durability) -> Result<Minted, StorageError> {
+        let k = storage_key(token_for(collection, key), collection, key);
+        self.call(k, |key, reply| Job::Mint { key, mint, durability, reply }).await
+    }
+
+    /// Read node metadata off the async threads.
+    pub async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let engine = self.engine.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || engine.get_meta(&key))
+            .await
+            .map_err(|_| StorageError::Stopped)?
+    }
+
+    /// Write node metadata durably, off the async threads.
+    pub async fn put_meta(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        let engine = self.engine.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || engine.put_meta(&key, &value))
+            .await
+            .map_err(|_| StorageError::Stopped)?
+    }
+
+    /// Flush everything, for a clean shutdown.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.flush()).await.map_err(|_| StorageError::Stopped)?
+    }
+}
+
+fn load(engine: &dyn Engine, key: &[u8]) -> Result<(SiblingSet, Option<usize>), StorageError> {
+    match engine.get(key)? {
+        Some(v) => {
+            let len = v.len();
+            Ok((SiblingSet::decode(&Bytes::from(v))?, Some(len)))
+        }
+        None => Ok((SiblingSet::new(), None)),
+    }
+}
+
+fn store(engine: &dyn Engine, stats: &Stats, key: &[u8], encoded: &[u8], old_len: Option<usize>) -> Result<(), StorageError> {
+    engine.put(key, encoded)?;
+    match old_len {
+        None => {
+            stats.keys.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(l) => {
+            stats.bytes.fetch_sub(l as u64, Ordering::Relaxed);
+        }
+    }
+    stats.bytes.fetch_add(encoded.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+fn worker(engine: Arc<dyn Engine>, jobs: Receiver<Job>, flush: Sender<FlushWaiter>, stats: Arc<Stats>) {
+    let engine = engine.as_ref();
+    let defer = |w: FlushWaiter| {
+        if let Err(e) = flush.send(w) {
+            e.into_inner().finish(Err(StorageError::Stopped));
+        }
+    };
+    for job in jobs {
+        match job {
+            Job::Read { key, reply } => {
+                let _ = reply.send(engine.get(&key).map(|v| v.map(Bytes::from)));
+            }
+            Job::Merge { key, incoming, durability, reply } => {
+                let r = load(engine, &key).and_then(|(mut cur, old_len)| {
+                    let before = cur.clone();
+                    cur.merge(&incoming);
+                    if cur != before || old_len.is_none() {
+                        store(engine, &stats, &key, &cur.encode(), old_len)?;
+                    }
+                    Ok(())
+                });
+                match (r, durability) {
+                    (Ok(()), Durability::Durable) => defer(FlushWaiter::Unit(reply)),
+                    (r, _) => {
+                        let _ = reply.send(r);
+                    }
+                }
+            }
+            Job::Mint { key, mint, durability, reply } => {
+                let r = load(engine, &key).and_then(|(mut cur, old_len)| {
+                    let context = cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
+                    let encoded = Bytes::from(cur.encode());
+                    store(engine, &stats, &key, &encoded, old_len)?;
+                    Ok(Minted { stored: encoded, context })
+                });
+                match (r, durability) {
+                    (Ok(m), Durability::Durable) => defer(FlushWaiter::Minted(reply, m)),
+                    (r, _) => {
+                        let _ = reply.send(r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Group commit: one fsync for every write that arrived while the previous one ran.
+fn flusher(engine: Arc<dyn Engine>, waiters: Receiver<FlushWaiter>, stats: Arc<Stats>) {
+    while let Ok(first) = waiters.recv() {
+        let mut batch = vec![first];
+        batch.extend(waiters.try_iter());
+        let result = engine.flush();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "group flush failed; failing {} writes", batch.len());
+        }
+        stats.flushes.fetch_add(1, Ordering::Relaxed);
+        stats.flushed_writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for w in batch {
+            w.finish(result.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mint(v: &'static str) -> Mint {
+        Mint { actor: "n1.1".into(), context: CausalContext::new(), value: Some(Bytes::from_static(v.as_bytes())), timestamp_ms: 1 }
+    }
+
+    #[tokio::test]
+    async fn minted_writes_survive_reopen_of_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = Arc::new(SledEngine::open(dir.path(), 1 << 20).unwrap());
+            let s = Storage::start(engine, PoolConfig::default()).unwrap();
+            s.mint("c", "k", mint("{\"a\":1}"), Durability::Durable).await.unwrap();
+            s.mint("c", "k", mint("{\"a\":2}"), Durability::Durable).await.unwrap();
+            assert_eq!(s.stats().keys.load(Ordering::Relaxed), 1);
+        }
+        // The old storage threads release sled's lock as they wind down after the drop.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let engine = loop {
+            match SledEngine::open(dir.path(), 1 << 20) {
+                Ok(e) => break Arc::new(e),
+                Err(e) if std::time::Instant::now() > deadline => panic!("reopen: {e}"),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        let s = Storage::start(engine, PoolConfig::default()).unwrap();
+        let set = s.read("c", "k").await.unwrap();
+        assert_eq!(set.live_values().count(), 2, "two blind writes are siblings");
+        assert_eq!(s.stats().keys.load(Ordering::Relaxed), 1);
+    }
+
+    /// An engine whose fsync takes 5 ms, like a real disk.
+    #[derive(Default)]
+    struct SlowFlush(MemEngine);
+
+    impl Engine for SlowFlush {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            self.0.get(key)
+        }
+        fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError> {
+            self.0.put(key, value)
+        }
+        fn flush(&self) -> Result<(), StorageError> {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            Ok(())
+        }
+        fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            self.0.get_meta(key)
+        }
+        fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+            self.0.put_meta(key, value)
+        }
+        fn scan_stats(&self) -> Result<(u64, u64), StorageError> {
+            self.0.scan_stats()
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_durable_writes_share_flushes() {
+        let s = Storage::start(Arc::new(SlowFlush::default()), PoolConfig::default()).unwrap();
+        let futs = (0..200).map(|i| {
+            let s = s.clone();
+            async move { s.mint("c", &i.to_string(), mint("{}"), Durability::Durable).await }
+        });
+        for r in futures::future::join_all(futs).await {
+            r.unwrap();
+        }
+        assert_eq!(s.stats().flushed_writes.load(Ordering::Relaxed), 200);
+        let flushes = s.stats().flushes.load(Ordering::Relaxed);
+        assert!(flushes <= 20, "200 concurrent writes took {flushes} flushes: group commit is not grouping");
+    }
+
+    #[tokio::test]
+    async fn full_queue_is_overload_not_growth() {
+        let s = Storage::start(Arc::new(MemEngine::default()), PoolConfig { threads: 1, queue_depth: 1 }).unwrap();
+        let futs = (0..500).map(|i| {
+            let s = s.clone();
+            async move { s.mint("c", &i.to_string(), mint("{}"), Durability::Memory).await }
+        });
+        let results = futures::future::join_all(futs).await;
+        assert!(results.iter().any(|r| matches!(r, Err(StorageError::Overloaded(1)))));
+        assert!(results.iter().any(|r| r.is_ok()));
+    }
+}
