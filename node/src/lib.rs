@@ -1,6 +1,12 @@
 //! A RingDB node: the pure cores (`ring`, `version`), then storage, cluster membership,
-//! the coordinator, peer transport and the gRPC API, each knowing only the layers before it.
+//! peer transport, the coordinator and the gRPC API, each knowing only the layers before it.
 
+pub mod api;
+pub mod cluster;
+pub mod coordinator;
+pub mod error;
 pub mod ring;
-pub mod version;
+pub mod server;
 pub mod storage;
+pub mod transport;
+pub mod version;

@@ -22,7 +22,10 @@ pub const DEFAULT_VNODES: usize = 64;
 
 /// Hash a document address to its ring position, the same on every node and client.
 pub fn token_for(collection: &str, key: &str) -> Token {
-    let mut input = collection.as_bytes().chain(&[0u8][..]).chain(key.as_bytes());
+    let mut input = collection
+        .as_bytes()
+        .chain(&[0u8][..])
+        .chain(key.as_bytes());
     // Reading from in-memory slices cannot fail.
     let h = murmur3::murmur3_x64_128(&mut input, 0).unwrap_or(0);
     (h as u64) as i64
@@ -77,13 +80,20 @@ impl Ring {
 
     /// Every `(token, node)` pair in ring order, for `RING` listings.
     pub fn tokens(&self) -> impl Iterator<Item = (Token, &str)> + '_ {
-        self.tokens.iter().map(|(t, i)| (*t, self.nodes[*i].as_str()))
+        self.tokens
+            .iter()
+            .map(|(t, i)| (*t, self.nodes[*i].as_str()))
     }
 
     /// Tokens owned by one node, sorted.
     pub fn tokens_of(&self, node: &str) -> Vec<Token> {
         match self.nodes.iter().position(|n| n == node) {
-            Some(idx) => self.tokens.iter().filter(|(_, i)| *i == idx).map(|(t, _)| *t).collect(),
+            Some(idx) => self
+                .tokens
+                .iter()
+                .filter(|(_, i)| *i == idx)
+                .map(|(t, _)| *t)
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -187,7 +197,11 @@ impl Ring {
         for i in 0..len {
             let prev = self.tokens[(i + len - 1) % len].0;
             let (tok, idx) = self.tokens[i];
-            let size = if len == 1 { 1.0 } else { span(prev, tok) as f64 / full };
+            let size = if len == 1 {
+                1.0
+            } else {
+                span(prev, tok) as f64 / full
+            };
             ranges[idx].push((prev, size));
         }
         let mut excess: Vec<f64> = ranges
@@ -209,7 +223,8 @@ impl Ring {
                 break;
             };
             // Jitter of up to ±1% keeps concurrent allocators apart without hurting balance.
-            let jitter = 1.0 + (((salt.rotate_left(i as u32 * 7) % 2001) as f64) - 1000.0) / 100_000.0;
+            let jitter =
+                1.0 + (((salt.rotate_left(i as u32 * 7) % 2001) as f64) - 1000.0) / 100_000.0;
             let take = (per_token * jitter).min(size * 0.95);
             let tok = start.wrapping_add(((take * full) as u64).max(1) as i64);
             out.push(tok);
@@ -262,7 +277,11 @@ mod tests {
             d.dedup();
             assert_eq!(d.len(), 3);
         }
-        assert_eq!(ring.preference_list(0, 9).len(), 5, "never more than the nodes there are");
+        assert_eq!(
+            ring.preference_list(0, 9).len(),
+            5,
+            "never more than the nodes there are"
+        );
     }
 
     #[test]

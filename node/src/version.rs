@@ -57,7 +57,12 @@ impl CausalContext {
         let vv = self.vv.get(actor).copied().unwrap_or(0);
         let cloud = self
             .cloud
-            .range(Dot { actor: actor.to_string(), counter: 0 }..)
+            .range(
+                Dot {
+                    actor: actor.to_string(),
+                    counter: 0,
+                }..,
+            )
             .take_while(|d| d.actor == actor)
             .map(|d| d.counter)
             .max()
@@ -171,14 +176,30 @@ impl SiblingSet {
 
     /// Record a new version minted by `actor`, superseding exactly what `ctx` covers.
     /// Returns the causal context of the new version alone.
-    pub fn apply_write(&mut self, actor: &str, ctx: &CausalContext, value: Option<Bytes>, timestamp_ms: u64) -> CausalContext {
+    pub fn apply_write(
+        &mut self,
+        actor: &str,
+        ctx: &CausalContext,
+        value: Option<Bytes>,
+        timestamp_ms: u64,
+    ) -> CausalContext {
         let counter = self.context.max_counter(actor).max(ctx.max_counter(actor)) + 1;
-        let dot = Dot { actor: actor.to_string(), counter };
+        let dot = Dot {
+            actor: actor.to_string(),
+            counter,
+        };
         self.versions.retain(|v| !ctx.covers(&v.dot));
         self.context.join(ctx);
         self.context.insert(dot.clone());
         let pos = self.versions.partition_point(|v| v.dot < dot);
-        self.versions.insert(pos, Version { dot: dot.clone(), value, timestamp_ms });
+        self.versions.insert(
+            pos,
+            Version {
+                dot: dot.clone(),
+                value,
+                timestamp_ms,
+            },
+        );
         let mut own = ctx.clone();
         own.insert(dot);
         own
@@ -264,7 +285,11 @@ impl SiblingSet {
             if !context.covers(&dot) {
                 return Err(DecodeError("version not covered by its context".into()));
             }
-            versions.push(Version { dot, value, timestamp_ms });
+            versions.push(Version {
+                dot,
+                value,
+                timestamp_ms,
+            });
         }
         r.end()?;
         Ok(SiblingSet { context, versions })
@@ -286,7 +311,10 @@ struct Writer<'a> {
 impl<'a> Writer<'a> {
     fn new(actors: BTreeSet<&'a str>) -> Self {
         let actors: Vec<&str> = actors.into_iter().collect();
-        let mut w = Writer { actors, buf: Vec::with_capacity(64) };
+        let mut w = Writer {
+            actors,
+            buf: Vec::with_capacity(64),
+        };
         w.buf.push(FORMAT);
         w.varint(w.actors.len() as u64);
         for i in 0..w.actors.len() {
@@ -340,7 +368,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader { buf, pos: 0, actors: Vec::new() };
+        let mut r = Reader {
+            buf,
+            pos: 0,
+            actors: Vec::new(),
+        };
         match r.byte()? {
             FORMAT => {}
             f => return Err(DecodeError(format!("unknown format {f}"))),
@@ -357,7 +389,10 @@ impl<'a> Reader<'a> {
     }
 
     fn byte(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| DecodeError("truncated".into()))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| DecodeError("truncated".into()))?;
         self.pos += 1;
         Ok(b)
     }
@@ -431,14 +466,22 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Step {
         /// Replica `r` mints a write with the context of what replica `from` holds (or none).
-        Write { r: usize, from: Option<usize>, tomb: bool },
+        Write {
+            r: usize,
+            from: Option<usize>,
+            tomb: bool,
+        },
         /// Replica `to` merges replica `from`'s state.
         Sync { from: usize, to: usize },
     }
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            (0..3usize, proptest::option::of(0..3usize), proptest::bool::weighted(0.2))
+            (
+                0..3usize,
+                proptest::option::of(0..3usize),
+                proptest::bool::weighted(0.2)
+            )
                 .prop_map(|(r, from, tomb)| Step::Write { r, from, tomb }),
             (0..3usize, 0..3usize).prop_map(|(from, to)| Step::Sync { from, to }),
         ]
@@ -538,7 +581,10 @@ mod tests {
         assert_eq!(s.live_values().count(), 2);
         let ctx = s.context().clone();
         let own = s.apply_write("a.1", &ctx, Some(Bytes::from_static(b"{\"x\":3}")), 3);
-        assert_eq!(s.live_values().collect::<Vec<_>>(), vec![&Bytes::from_static(b"{\"x\":3}")]);
+        assert_eq!(
+            s.live_values().collect::<Vec<_>>(),
+            vec![&Bytes::from_static(b"{\"x\":3}")]
+        );
         assert!(own.covers(&s.versions()[0].dot));
     }
 

@@ -9,4 +9,5 @@ pub mod v1 {
 }
 
 /// Encoded `FileDescriptorSet` of every RingDB proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ringdb_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ringdb_descriptor.bin"));

@@ -61,7 +61,11 @@ impl Engine for SledEngine {
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError> {
-        Ok(self.data.insert(key, value).map_err(sled_err)?.map(|v| v.len()))
+        Ok(self
+            .data
+            .insert(key, value)
+            .map_err(sled_err)?
+            .map(|v| v.len()))
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -105,7 +109,12 @@ impl Engine for MemEngine {
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError> {
-        Ok(self.data.lock().map_err(poisoned)?.insert(key.to_vec(), value.to_vec()).map(|v| v.len()))
+        Ok(self
+            .data
+            .lock()
+            .map_err(poisoned)?
+            .insert(key.to_vec(), value.to_vec())
+            .map(|v| v.len()))
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -117,7 +126,10 @@ impl Engine for MemEngine {
     }
 
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.meta.lock().map_err(poisoned)?.insert(key.to_string(), value.to_vec());
+        self.meta
+            .lock()
+            .map_err(poisoned)?
+            .insert(key.to_string(), value.to_vec());
         Ok(())
     }
 

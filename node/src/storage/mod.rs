@@ -68,7 +68,10 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { threads: 4, queue_depth: 4096 }
+        PoolConfig {
+            threads: 4,
+            queue_depth: 4096,
+        }
     }
 }
 
@@ -107,9 +110,22 @@ pub struct Minted {
 type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 
 enum Job {
-    Read { key: Vec<u8>, reply: Reply<Option<Bytes>> },
-    Merge { key: Vec<u8>, incoming: SiblingSet, durability: Durability, reply: Reply<()> },
-    Mint { key: Vec<u8>, mint: Mint, durability: Durability, reply: Reply<Minted> },
+    Read {
+        key: Vec<u8>,
+        reply: Reply<Option<Bytes>>,
+    },
+    Merge {
+        key: Vec<u8>,
+        incoming: SiblingSet,
+        durability: Durability,
+        reply: Reply<()>,
+    },
+    Mint {
+        key: Vec<u8>,
+        mint: Mint,
+        durability: Durability,
+        reply: Reply<Minted>,
+    },
 }
 
 /// A write applied in memory and waiting for the next group flush.
@@ -148,6 +164,7 @@ pub struct Stats {
 #[derive(Clone)]
 pub struct Storage {
     shards: Arc<Vec<Sender<Job>>>,
+    flush: Sender<FlushWaiter>,
     engine: Arc<dyn Engine>,
     stats: Arc<Stats>,
     queue_depth: usize,
@@ -160,7 +177,8 @@ impl Storage {
         let (keys, bytes) = engine.scan_stats()?;
         stats.keys.store(keys, Ordering::Relaxed);
         stats.bytes.store(bytes, Ordering::Relaxed);
-        let (flush_tx, flush_rx) = bounded::<FlushWaiter>(config.queue_depth * config.threads.max(1));
+        let (flush_tx, flush_rx) =
+            bounded::<FlushWaiter>(config.queue_depth * config.threads.max(1));
         {
             let engine = engine.clone();
             let stats = stats.clone();
@@ -181,7 +199,13 @@ impl Storage {
                 .map_err(|e| StorageError::Io(e.to_string()))?;
             shards.push(tx);
         }
-        Ok(Storage { shards: Arc::new(shards), engine, stats, queue_depth: config.queue_depth })
+        Ok(Storage {
+            shards: Arc::new(shards),
+            flush: flush_tx,
+            engine,
+            stats,
+            queue_depth: config.queue_depth,
+        })
     }
 
     /// Counters for status reporting.
@@ -189,7 +213,11 @@ impl Storage {
         &self.stats
     }
 
-    async fn call<T>(&self, key: Vec<u8>, make: impl FnOnce(Vec<u8>, Reply<T>) -> Job) -> Result<T, StorageError> {
+    async fn call<T>(
+        &self,
+        key: Vec<u8>,
+        make: impl FnOnce(Vec<u8>, Reply<T>) -> Job,
+    ) -> Result<T, StorageError> {
         // The key starts with the token, already a uniform hash: use it to pick the shard.
         let h = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
         let shard = &self.shards[(h % self.shards.len() as u64) as usize];
@@ -202,7 +230,11 @@ impl Storage {
     }
 
     /// This replica's encoded sibling set for a document, exactly as stored.
-    pub async fn read_raw(&self, collection: &str, key: &str) -> Result<Option<Bytes>, StorageError> {
+    pub async fn read_raw(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Bytes>, StorageError> {
         let k = storage_key(token_for(collection, key), collection, key);
         self.call(k, |key, reply| Job::Read { key, reply }).await
     }
@@ -216,15 +248,51 @@ impl Storage {
     }
 
     /// Join another replica's sibling set into ours (replication and repair).
-    pub async fn merge(&self, collection: &str, key: &str, incoming: SiblingSet, durability: Durability) -> Result<(), StorageError> {
+    pub async fn merge(
+        &self,
+        collection: &str,
+        key: &str,
+        incoming: SiblingSet,
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         let k = storage_key(token_for(collection, key), collection, key);
-        self.call(k, |key, reply| Job::Merge { key, incoming, durability, reply }).await
+        self.call(k, |key, reply| Job::Merge {
+            key,
+            incoming,
+            durability,
+            reply,
+        })
+        .await
     }
 
     /// Mint a new version here, as the key's coordinating replica.
-    pub async fn mint(&self, collection: &str, key: &str, mint: Mint, durability: Durability) -> Result<Minted, StorageError> {
+    pub async fn mint(
+        &self,
+        collection: &str,
+        key: &str,
+        mint: Mint,
+        durability: Durability,
+    ) -> Result<Minted, StorageError> {
         let k = storage_key(token_for(collection, key), collection, key);
-        self.call(k, |key, reply| Job::Mint { key, mint, durability, reply }).await
+        self.call(k, |key, reply| Job::Mint {
+            key,
+            mint,
+            durability,
+            reply,
+        })
+        .await
+    }
+
+    /// Wait until everything applied so far is durable, sharing the next group flush.
+    pub async fn sync(&self) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.flush
+            .try_send(FlushWaiter::Unit(tx))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => StorageError::Overloaded(self.queue_depth),
+                TrySendError::Disconnected(_) => StorageError::Stopped,
+            })?;
+        rx.await.map_err(|_| StorageError::Stopped)?
     }
 
     /// Read node metadata off the async threads.
@@ -248,7 +316,9 @@ impl Storage {
     /// Flush everything, for a clean shutdown.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.flush()).await.map_err(|_| StorageError::Stopped)?
+        tokio::task::spawn_blocking(move || engine.flush())
+            .await
+            .map_err(|_| StorageError::Stopped)?
     }
 }
 
@@ -262,7 +332,13 @@ fn load(engine: &dyn Engine, key: &[u8]) -> Result<(SiblingSet, Option<usize>), 
     }
 }
 
-fn store(engine: &dyn Engine, stats: &Stats, key: &[u8], encoded: &[u8], old_len: Option<usize>) -> Result<(), StorageError> {
+fn store(
+    engine: &dyn Engine,
+    stats: &Stats,
+    key: &[u8],
+    encoded: &[u8],
+    old_len: Option<usize>,
+) -> Result<(), StorageError> {
     engine.put(key, encoded)?;
     match old_len {
         None => {
@@ -272,11 +348,18 @@ fn store(engine: &dyn Engine, stats: &Stats, key: &[u8], encoded: &[u8], old_len
             stats.bytes.fetch_sub(l as u64, Ordering::Relaxed);
         }
     }
-    stats.bytes.fetch_add(encoded.len() as u64, Ordering::Relaxed);
+    stats
+        .bytes
+        .fetch_add(encoded.len() as u64, Ordering::Relaxed);
     Ok(())
 }
 
-fn worker(engine: Arc<dyn Engine>, jobs: Receiver<Job>, flush: Sender<FlushWaiter>, stats: Arc<Stats>) {
+fn worker(
+    engine: Arc<dyn Engine>,
+    jobs: Receiver<Job>,
+    flush: Sender<FlushWaiter>,
+    stats: Arc<Stats>,
+) {
     let engine = engine.as_ref();
     let defer = |w: FlushWaiter| {
         if let Err(e) = flush.send(w) {
@@ -288,7 +371,12 @@ fn worker(engine: Arc<dyn Engine>, jobs: Receiver<Job>, flush: Sender<FlushWaite
             Job::Read { key, reply } => {
                 let _ = reply.send(engine.get(&key).map(|v| v.map(Bytes::from)));
             }
-            Job::Merge { key, incoming, durability, reply } => {
+            Job::Merge {
+                key,
+                incoming,
+                durability,
+                reply,
+            } => {
                 let r = load(engine, &key).and_then(|(mut cur, old_len)| {
                     let before = cur.clone();
                     cur.merge(&incoming);
@@ -304,12 +392,21 @@ fn worker(engine: Arc<dyn Engine>, jobs: Receiver<Job>, flush: Sender<FlushWaite
                     }
                 }
             }
-            Job::Mint { key, mint, durability, reply } => {
+            Job::Mint {
+                key,
+                mint,
+                durability,
+                reply,
+            } => {
                 let r = load(engine, &key).and_then(|(mut cur, old_len)| {
-                    let context = cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
+                    let context =
+                        cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
                     let encoded = Bytes::from(cur.encode());
                     store(engine, &stats, &key, &encoded, old_len)?;
-                    Ok(Minted { stored: encoded, context })
+                    Ok(Minted {
+                        stored: encoded,
+                        context,
+                    })
                 });
                 match (r, durability) {
                     (Ok(m), Durability::Durable) => defer(FlushWaiter::Minted(reply, m)),
@@ -332,7 +429,9 @@ fn flusher(engine: Arc<dyn Engine>, waiters: Receiver<FlushWaiter>, stats: Arc<S
             tracing::error!(error = %e, "group flush failed; failing {} writes", batch.len());
         }
         stats.flushes.fetch_add(1, Ordering::Relaxed);
-        stats.flushed_writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats
+            .flushed_writes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         for w in batch {
             w.finish(result.clone());
         }
@@ -344,7 +443,12 @@ mod tests {
     use super::*;
 
     fn mint(v: &'static str) -> Mint {
-        Mint { actor: "n1.1".into(), context: CausalContext::new(), value: Some(Bytes::from_static(v.as_bytes())), timestamp_ms: 1 }
+        Mint {
+            actor: "n1.1".into(),
+            context: CausalContext::new(),
+            value: Some(Bytes::from_static(v.as_bytes())),
+            timestamp_ms: 1,
+        }
     }
 
     #[tokio::test]
@@ -353,8 +457,12 @@ mod tests {
         {
             let engine = Arc::new(SledEngine::open(dir.path(), 1 << 20).unwrap());
             let s = Storage::start(engine, PoolConfig::default()).unwrap();
-            s.mint("c", "k", mint("{\"a\":1}"), Durability::Durable).await.unwrap();
-            s.mint("c", "k", mint("{\"a\":2}"), Durability::Durable).await.unwrap();
+            s.mint("c", "k", mint("{\"a\":1}"), Durability::Durable)
+                .await
+                .unwrap();
+            s.mint("c", "k", mint("{\"a\":2}"), Durability::Durable)
+                .await
+                .unwrap();
             assert_eq!(s.stats().keys.load(Ordering::Relaxed), 1);
         }
         // The old storage threads release sled's lock as they wind down after the drop.
@@ -368,7 +476,11 @@ mod tests {
         };
         let s = Storage::start(engine, PoolConfig::default()).unwrap();
         let set = s.read("c", "k").await.unwrap();
-        assert_eq!(set.live_values().count(), 2, "two blind writes are siblings");
+        assert_eq!(
+            set.live_values().count(),
+            2,
+            "two blind writes are siblings"
+        );
         assert_eq!(s.stats().keys.load(Ordering::Relaxed), 1);
     }
 
@@ -403,25 +515,43 @@ mod tests {
         let s = Storage::start(Arc::new(SlowFlush::default()), PoolConfig::default()).unwrap();
         let futs = (0..200).map(|i| {
             let s = s.clone();
-            async move { s.mint("c", &i.to_string(), mint("{}"), Durability::Durable).await }
+            async move {
+                s.mint("c", &i.to_string(), mint("{}"), Durability::Durable)
+                    .await
+            }
         });
         for r in futures::future::join_all(futs).await {
             r.unwrap();
         }
         assert_eq!(s.stats().flushed_writes.load(Ordering::Relaxed), 200);
         let flushes = s.stats().flushes.load(Ordering::Relaxed);
-        assert!(flushes <= 20, "200 concurrent writes took {flushes} flushes: group commit is not grouping");
+        assert!(
+            flushes <= 20,
+            "200 concurrent writes took {flushes} flushes: group commit is not grouping"
+        );
     }
 
     #[tokio::test]
     async fn full_queue_is_overload_not_growth() {
-        let s = Storage::start(Arc::new(MemEngine::default()), PoolConfig { threads: 1, queue_depth: 1 }).unwrap();
+        let s = Storage::start(
+            Arc::new(MemEngine::default()),
+            PoolConfig {
+                threads: 1,
+                queue_depth: 1,
+            },
+        )
+        .unwrap();
         let futs = (0..500).map(|i| {
             let s = s.clone();
-            async move { s.mint("c", &i.to_string(), mint("{}"), Durability::Memory).await }
+            async move {
+                s.mint("c", &i.to_string(), mint("{}"), Durability::Memory)
+                    .await
+            }
         });
         let results = futures::future::join_all(futs).await;
-        assert!(results.iter().any(|r| matches!(r, Err(StorageError::Overloaded(1)))));
+        assert!(results
+            .iter()
+            .any(|r| matches!(r, Err(StorageError::Overloaded(1)))));
         assert!(results.iter().any(|r| r.is_ok()));
     }
 }

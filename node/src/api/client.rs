@@ -1,0 +1,96 @@
+//! The client service: validate, then hand to the coordinator.
+
+use std::sync::Arc;
+
+use ringdb_proto::v1::client_server::Client;
+use ringdb_proto::v1::{
+    DeleteRequest, DeleteResponse, GetRequest, GetResponse, PutRequest, PutResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::coordinator::validate::{self, context_token};
+use crate::coordinator::{Coordinator, Level, WriteOp};
+
+/// Serves `ringdb.v1.Client`.
+pub struct ClientService {
+    coordinator: Arc<Coordinator>,
+    max_document_bytes: usize,
+}
+
+impl ClientService {
+    /// Serve client requests through `coordinator`.
+    pub fn new(coordinator: Arc<Coordinator>, max_document_bytes: usize) -> Self {
+        ClientService {
+            coordinator,
+            max_document_bytes,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Client for ClientService {
+    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let r = req.into_inner();
+        validate::collection(&r.collection)?;
+        validate::key(&r.key)?;
+        let level = Level::from_proto(r.consistency)?;
+        let timeout = super::timeout(r.timeout_ms, self.coordinator.config().request_timeout);
+        let set = self
+            .coordinator
+            .get(&r.collection, &r.key, level, timeout)
+            .await?;
+        Ok(Response::new(GetResponse {
+            values: set.live_values().cloned().collect(),
+            context: context_token(set.context()),
+        }))
+    }
+
+    async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let r = req.into_inner();
+        validate::collection(&r.collection)?;
+        validate::key(&r.key)?;
+        validate::document(&r.document, self.max_document_bytes)?;
+        let op = WriteOp {
+            context: validate::context(&r.context)?,
+            level: Level::from_proto(r.consistency)?,
+            durability: super::durability(r.durability)?,
+            timeout: super::timeout(r.timeout_ms, self.coordinator.config().request_timeout),
+            collection: r.collection,
+            key: r.key,
+            value: Some(r.document),
+        };
+        let reply = self.coordinator.put(op).await?;
+        Ok(Response::new(PutResponse {
+            context: context_token(&reply.context),
+            acknowledged_by: reply.acknowledged_by,
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let r = req.into_inner();
+        validate::collection(&r.collection)?;
+        validate::key(&r.key)?;
+        let context = if r.context.is_empty() {
+            None
+        } else {
+            Some(validate::context(&r.context)?)
+        };
+        let op = WriteOp {
+            context: Default::default(),
+            level: Level::from_proto(r.consistency)?,
+            durability: super::durability(r.durability)?,
+            timeout: super::timeout(r.timeout_ms, self.coordinator.config().request_timeout),
+            collection: r.collection,
+            key: r.key,
+            value: None,
+        };
+        let reply = self.coordinator.delete(op, context).await?;
+        Ok(Response::new(DeleteResponse {
+            context: context_token(&reply.context),
+            acknowledged_by: reply.acknowledged_by,
+        }))
+    }
+}

@@ -1,0 +1,103 @@
+//! The internode service: replica reads and writes, forwarded writes, membership exchange.
+//! Payloads are encoded sibling sets, decoded in binary; JSON is never parsed here.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ringdb_proto::v1::internode_server::Internode;
+use ringdb_proto::v1::{
+    CoordinateWriteRequest, CoordinateWriteResponse, ExchangeRequest, ExchangeResponse,
+    ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::cluster::{probe, Membership};
+use crate::coordinator::{Coordinator, Level, WriteOp};
+use crate::version::{CausalContext, SiblingSet};
+
+/// Serves `ringdb.v1.Internode`.
+pub struct InternodeService {
+    coordinator: Arc<Coordinator>,
+    membership: Arc<Membership>,
+}
+
+impl InternodeService {
+    /// Serve peers on behalf of this node.
+    pub fn new(coordinator: Arc<Coordinator>, membership: Arc<Membership>) -> Self {
+        InternodeService {
+            coordinator,
+            membership,
+        }
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+#[tonic::async_trait]
+impl Internode for InternodeService {
+    async fn replica_read(
+        &self,
+        req: Request<ReplicaReadRequest>,
+    ) -> Result<Response<ReplicaReadResponse>, Status> {
+        let r = req.into_inner();
+        let raw = self
+            .coordinator
+            .storage()
+            .read_raw(&r.collection, &r.key)
+            .await
+            .map_err(crate::error::Error::from)?;
+        Ok(Response::new(ReplicaReadResponse {
+            siblings: raw.unwrap_or_default(),
+        }))
+    }
+
+    async fn replica_write(
+        &self,
+        req: Request<ReplicaWriteRequest>,
+    ) -> Result<Response<ReplicaWriteResponse>, Status> {
+        let r = req.into_inner();
+        let set = SiblingSet::decode(&r.siblings).map_err(bad)?;
+        let durability = super::durability(r.durability)?;
+        self.coordinator
+            .storage()
+            .merge(&r.collection, &r.key, set, durability)
+            .await
+            .map_err(crate::error::Error::from)?;
+        Ok(Response::new(ReplicaWriteResponse {}))
+    }
+
+    async fn coordinate_write(
+        &self,
+        req: Request<CoordinateWriteRequest>,
+    ) -> Result<Response<CoordinateWriteResponse>, Status> {
+        let r = req.into_inner();
+        let op = WriteOp {
+            context: CausalContext::decode(&r.context).map_err(bad)?,
+            level: Level::from_proto(r.consistency)?,
+            durability: super::durability(r.durability)?,
+            timeout: super::timeout(r.timeout_ms, self.coordinator.config().request_timeout),
+            collection: r.collection,
+            key: r.key,
+            value: r.document,
+        };
+        let reply = self.coordinator.coordinate_write(op).await?;
+        Ok(Response::new(CoordinateWriteResponse {
+            context: Bytes::from(reply.context.encode()),
+            acknowledged_by: reply.acknowledged_by,
+        }))
+    }
+
+    async fn exchange(
+        &self,
+        req: Request<ExchangeRequest>,
+    ) -> Result<Response<ExchangeResponse>, Status> {
+        let (resp, changed) = probe::answer(&self.membership, &req.into_inner());
+        if changed {
+            let (m, s) = (self.membership.clone(), self.coordinator.storage().clone());
+            tokio::spawn(async move { probe::persist(&m, &s).await });
+        }
+        Ok(Response::new(resp))
+    }
+}

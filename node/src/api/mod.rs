@@ -1,0 +1,48 @@
+//! gRPC services: client, internode and admin, all served on one port. This is the one
+//! place request errors become status codes.
+
+pub mod admin;
+pub mod client;
+pub mod internode;
+
+use std::time::Duration;
+
+use tonic::Status;
+
+use crate::error::Error;
+use crate::storage::Durability;
+
+/// Longest timeout a request may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        match e {
+            Error::InvalidArgument(m) => Status::invalid_argument(m),
+            Error::Unavailable(m) => Status::unavailable(m),
+            Error::Timeout(m) => Status::deadline_exceeded(m),
+            Error::Overloaded(m) => Status::resource_exhausted(m),
+            Error::Internal(m) => Status::internal(m),
+        }
+    }
+}
+
+/// Parse a wire durability; unset means durable.
+pub fn durability(v: i32) -> Result<Durability, Error> {
+    match ringdb_proto::v1::Durability::try_from(v) {
+        Ok(ringdb_proto::v1::Durability::Memory) => Ok(Durability::Memory),
+        Ok(_) => Ok(Durability::Durable),
+        Err(_) => Err(Error::InvalidArgument(format!(
+            "unknown durability {v}; use DURABLE or MEMORY"
+        ))),
+    }
+}
+
+/// A request's timeout: 0 means the default; capped at `MAX_TIMEOUT`.
+pub fn timeout(ms: u32, default: Duration) -> Duration {
+    if ms == 0 {
+        default
+    } else {
+        Duration::from_millis(ms as u64).min(MAX_TIMEOUT)
+    }
+}

@@ -1,0 +1,182 @@
+//! `ringdb dev`: a local cluster of child `ringdb serve` processes, started one at a time
+//! so each new node sees the ring and takes a fair share of it.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ringdb_proto::v1::admin_client::AdminClient;
+use ringdb_proto::v1::StatusRequest;
+use tokio::process::{Child, Command};
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// Port of the first node; the others follow it.
+    #[arg(long, default_value_t = 7401)]
+    base_port: u16,
+    /// Parent directory of the nodes' data directories and logs.
+    #[arg(long, default_value = "./ringdb-data")]
+    data_dir: PathBuf,
+    /// Interface to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Replicas per key.
+    #[arg(long, default_value_t = 3)]
+    replication_factor: usize,
+}
+
+struct Node {
+    id: String,
+    address: String,
+    log: PathBuf,
+    child: Child,
+}
+
+async fn node_status(address: &str) -> Option<ringdb_proto::v1::StatusResponse> {
+    let mut c = AdminClient::connect(format!("http://{address}"))
+        .await
+        .ok()?;
+    c.status(StatusRequest {})
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+}
+
+fn terminate(child: &Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: sending a signal to a child we spawned and have not reaped.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+}
+
+async fn stop_all(nodes: &mut [Node]) {
+    for n in nodes.iter() {
+        terminate(&n.child);
+    }
+    for n in nodes.iter_mut() {
+        if tokio::time::timeout(Duration::from_secs(10), n.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = n.child.kill().await;
+        }
+    }
+}
+
+pub async fn run(a: DevArgs) -> anyhow::Result<()> {
+    if a.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let exe = std::env::current_exe().context("cannot find the ringdb executable")?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
+    let seed = format!("{}:{}", a.host, a.base_port);
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..a.nodes {
+        let id = format!("n{}", i + 1);
+        let port = a.base_port.checked_add(i).context("port out of range")?;
+        let address = format!("{}:{port}", a.host);
+        let log = a.data_dir.join(format!("{id}.log"));
+        let log_file = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let child = Command::new(&exe)
+            .args([
+                "serve",
+                "--node-id",
+                &id,
+                "--listen",
+                &address,
+                "--seeds",
+                &seed,
+            ])
+            .arg("--data-dir")
+            .arg(a.data_dir.join(&id))
+            .args(["--replication-factor", &a.replication_factor.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start node {id}"))?;
+        nodes.push(Node {
+            id,
+            address,
+            log,
+            child,
+        });
+        let node = nodes.last_mut().unwrap_or_else(|| unreachable!());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                let log = node.log.display().to_string();
+                stop_all(&mut nodes).await;
+                bail!("node exited during start ({status}); see {log}");
+            }
+            if node_status(&node.address).await.is_some() {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let log = node.log.display().to_string();
+                stop_all(&mut nodes).await;
+                bail!("node did not start within 30s; see {log}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Ready once every node sees every other node up.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut all = true;
+        for n in &nodes {
+            let up = node_status(&n.address)
+                .await
+                .map(|s| s.nodes.iter().filter(|m| m.up).count())
+                .unwrap_or(0);
+            all &= up == nodes.len();
+        }
+        if all || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "RingDB dev cluster: {} nodes, replication factor {}",
+        nodes.len(),
+        a.replication_factor
+    );
+    for n in &nodes {
+        println!("  {:<4} {}   log: {}", n.id, n.address, n.log.display());
+    }
+    println!();
+    println!("Connect with:   ringsh --host {}", nodes[0].address);
+    println!(
+        "  (from a checkout: cargo run --release -p ringdb-shell -- --host {})",
+        nodes[0].address
+    );
+    println!("Press Ctrl-C to stop the cluster.");
+    let ended = tokio::select! {
+        _ = crate::wait_for_signal() => None,
+        r = futures::future::select_all(nodes.iter_mut().map(|n| Box::pin(n.child.wait()))) => {
+            let (status, idx, _) = r;
+            Some((idx, status))
+        }
+    };
+    if let Some((idx, status)) = ended {
+        let (id, log) = (nodes[idx].id.clone(), nodes[idx].log.display().to_string());
+        eprintln!(
+            "node {id} exited ({}); stopping the cluster; see {log}",
+            status.map(|s| s.to_string()).unwrap_or_default()
+        );
+        stop_all(&mut nodes).await;
+        bail!("node {id} exited");
+    }
+    println!("stopping...");
+    stop_all(&mut nodes).await;
+    println!("stopped");
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! `ringdb`: run a node (`serve`) or a local cluster to try RingDB (`dev`).
+
+mod dev;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ringdb_node::server::{self, NodeConfig};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "ringdb",
+    version,
+    about = "RingDB: a masterless distributed JSON document database"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node: client, internode and admin gRPC on one port; logs on stderr.
+    Serve(ServeArgs),
+    /// Start a local cluster of child `serve` processes; Ctrl-C stops it.
+    Dev(dev::DevArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Stable node identity (letters, digits, '_', '-', '.'); the data dir belongs to it.
+    #[arg(long)]
+    node_id: String,
+    /// Address to listen on, HOST:PORT.
+    #[arg(long)]
+    listen: String,
+    /// Directory for this node's data.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Nodes to contact at first start, HOST:PORT,...
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<String>,
+    /// Address other nodes and clients should use (default: the listen address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Replicas per key (N); must be the same on every node.
+    #[arg(long, default_value_t = 3)]
+    replication_factor: usize,
+    /// Virtual nodes to take when first joining.
+    #[arg(long, default_value_t = ringdb_node::ring::DEFAULT_VNODES)]
+    vnodes: usize,
+    /// Default time a request may wait for its consistency level, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    request_timeout_ms: u64,
+    /// Largest document accepted, in bytes.
+    #[arg(long, default_value_t = ringdb_node::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES)]
+    max_document_bytes: usize,
+    /// Storage threads (each owns a shard of keys).
+    #[arg(long, default_value_t = 4)]
+    storage_threads: usize,
+    /// sled page cache size in MiB.
+    #[arg(long, default_value_t = 256)]
+    cache_mb: u64,
+    /// How often peers are probed, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    probe_interval_ms: u64,
+    /// A peer silent this long is considered down, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    down_after_ms: u64,
+}
+
+fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RINGDB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let mut config = NodeConfig::new(a.node_id, a.listen, a.data_dir);
+    config.seeds = a.seeds.into_iter().filter(|s| !s.is_empty()).collect();
+    config.advertise = a.advertise;
+    config.vnodes = a.vnodes.max(1);
+    config.max_document_bytes = a.max_document_bytes;
+    config.cache_bytes = a.cache_mb * 1024 * 1024;
+    config.storage.threads = a.storage_threads.max(1);
+    config.coordinator.replication_factor = a.replication_factor;
+    config.coordinator.request_timeout = Duration::from_millis(a.request_timeout_ms.max(1));
+    config.membership.probe_interval = Duration::from_millis(a.probe_interval_ms.max(10));
+    config.membership.down_after = Duration::from_millis(a.down_after_ms.max(10));
+    let node = server::start(config)
+        .await
+        .context("node failed to start")?;
+    println!("ringdb node serving on {}", node.address);
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    node.stop().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve(a).await,
+            Command::Dev(a) => dev::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

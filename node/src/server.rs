@@ -1,0 +1,323 @@
+//! Assembling a node: storage, identity, tokens, membership, coordinator, and the gRPC
+//! server with health and reflection, all on one port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringdb_proto::v1::admin_server::AdminServer;
+use ringdb_proto::v1::client_server::ClientServer;
+use ringdb_proto::v1::internode_server::InternodeServer;
+use ringdb_proto::v1::MemberState;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::admin::AdminService;
+use crate::api::client::ClientService;
+use crate::api::internode::InternodeService;
+use crate::cluster::{probe, Membership, MembershipConfig, STATUS_NORMAL};
+use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
+use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::ring::{Ring, Token, DEFAULT_VNODES};
+use crate::storage::{PoolConfig, SledEngine, Storage, StorageError};
+use crate::transport::grpc::{GrpcTransport, MAX_INTERNODE_MESSAGE};
+use crate::transport::Transport;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Stable identity of this node; its data directory belongs to it.
+    pub node_id: String,
+    /// Where to listen, `HOST:PORT`.
+    pub listen: String,
+    /// Address peers and clients use to reach this node; defaults to the bound address.
+    pub advertise: Option<String>,
+    /// Where sled keeps this node's data.
+    pub data_dir: PathBuf,
+    /// Nodes to ask about the cluster at first start.
+    pub seeds: Vec<String>,
+    /// Virtual nodes (tokens) to take at first start.
+    pub vnodes: usize,
+    /// Largest document accepted.
+    pub max_document_bytes: usize,
+    /// sled page cache.
+    pub cache_bytes: u64,
+    /// Storage thread pool.
+    pub storage: PoolConfig,
+    /// Quorum settings.
+    pub coordinator: CoordinatorConfig,
+    /// Probe timing.
+    pub membership: MembershipConfig,
+}
+
+impl NodeConfig {
+    /// Defaults for everything but identity, address and data directory.
+    pub fn new(
+        node_id: impl Into<String>,
+        listen: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> Self {
+        NodeConfig {
+            node_id: node_id.into(),
+            listen: listen.into(),
+            advertise: None,
+            data_dir: data_dir.into(),
+            seeds: Vec::new(),
+            vnodes: DEFAULT_VNODES,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            cache_bytes: 256 * 1024 * 1024,
+            storage: PoolConfig::default(),
+            coordinator: CoordinatorConfig::default(),
+            membership: MembershipConfig::default(),
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The data directory could not be opened or belongs to another node.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Requested address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The gRPC server could not be built.
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// A started node; dropping it does not stop it, call `stop`.
+pub struct RunningNode {
+    /// The address it advertises.
+    pub address: String,
+    /// Its membership view.
+    pub membership: Arc<Membership>,
+    /// Its coordinator.
+    pub coordinator: Arc<Coordinator>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Stop serving, stop background work and flush storage.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for t in &self.background {
+            t.abort();
+        }
+        match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server ended with an error"),
+            Err(_) => self.server.abort(),
+            _ => {}
+        }
+        if let Err(e) = self.coordinator.storage().flush().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+}
+
+const META_NODE_ID: &str = "node_id";
+const META_INCARNATION: &str = "incarnation";
+const META_TOKENS: &str = "tokens";
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+async fn decode_u64(storage: &Storage, key: &str) -> Result<u64, StartError> {
+    Ok(match storage.get_meta(key).await? {
+        Some(b) if b.len() == 8 => u64::from_be_bytes(b.try_into().unwrap_or([0; 8])),
+        Some(_) => {
+            return Err(StartError::Storage(StorageError::Corrupt(format!(
+                "meta {key}"
+            ))))
+        }
+        None => 0,
+    })
+}
+
+/// Open storage, establish identity and tokens, and start serving.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
+    if !valid_id(&config.node_id) {
+        return Err(StartError::Config(format!(
+            "node id {:?} must be 1-64 of letters, digits, '_', '-', '.'",
+            config.node_id
+        )));
+    }
+    if config.coordinator.replication_factor == 0 {
+        return Err(StartError::Config(
+            "replication factor must be at least 1".into(),
+        ));
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartError::Config(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let (dir, cache) = (config.data_dir.clone(), config.cache_bytes);
+    let engine = tokio::task::spawn_blocking(move || SledEngine::open(&dir, cache))
+        .await
+        .map_err(|e| StartError::Server(e.to_string()))??;
+    let storage = Storage::start(Arc::new(engine), config.storage.clone())?;
+
+    match storage.get_meta(META_NODE_ID).await? {
+        Some(owner) if owner != config.node_id.as_bytes() => {
+            return Err(StartError::Config(format!(
+                "data dir {} belongs to node {:?}, not {:?}",
+                config.data_dir.display(),
+                String::from_utf8_lossy(&owner),
+                config.node_id
+            )))
+        }
+        Some(_) => {}
+        None => {
+            storage
+                .put_meta(META_NODE_ID, config.node_id.as_bytes().to_vec())
+                .await?
+        }
+    }
+    // A new incarnation on every start: dots minted after a crash never reuse lost ones.
+    let incarnation = decode_u64(&storage, META_INCARNATION).await? + 1;
+    storage
+        .put_meta(META_INCARNATION, incarnation.to_be_bytes().to_vec())
+        .await?;
+
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let bound: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| StartError::Server(e.to_string()))?;
+    let address = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| bound.to_string());
+    let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::new(Duration::from_millis(500)));
+
+    let mut me = MemberState {
+        id: config.node_id.clone(),
+        address: address.clone(),
+        incarnation,
+        tokens: Vec::new(),
+        status: STATUS_NORMAL.into(),
+        ..Default::default()
+    };
+    let mut known = probe::load_members(&storage).await;
+    let tokens: Vec<Token> = match storage.get_meta(META_TOKENS).await? {
+        Some(b) => b
+            .chunks_exact(8)
+            .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect(),
+        None => {
+            // First start: learn the ring from the seeds, then take a fair share of it.
+            let scout = Membership::new(me.clone(), known.clone(), config.membership.clone());
+            probe::learn_from_seeds(
+                &scout,
+                transport.as_ref(),
+                &config.seeds,
+                Duration::from_secs(10),
+            )
+            .await;
+            known = scout.known_states().into_iter().skip(1).collect();
+            let ring = Ring::new(known.iter().map(|s| (s.id.clone(), s.tokens.clone())));
+            let tokens = ring.allocate_tokens(&config.node_id, config.vnodes);
+            let raw: Vec<u8> = tokens.iter().flat_map(|t| t.to_be_bytes()).collect();
+            storage.put_meta(META_TOKENS, raw).await?;
+            tokens
+        }
+    };
+    me.tokens = tokens;
+    let membership = Arc::new(Membership::new(me, known, config.membership.clone()));
+    probe::persist(&membership, &storage).await;
+
+    let actor = format!("{}.{}", config.node_id, incarnation);
+    let coordinator = Arc::new(Coordinator::new(
+        membership.clone(),
+        storage.clone(),
+        transport.clone(),
+        actor,
+        config.coordinator.clone(),
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ClientServer<ClientService>>().await;
+    health
+        .set_serving::<InternodeServer<InternodeService>>()
+        .await;
+    health.set_serving::<AdminServer<AdminService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ringdb_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartError::Server(e.to_string()))?;
+    let client_limit = config.max_document_bytes + 1024 * 1024;
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            ClientServer::new(ClientService::new(
+                coordinator.clone(),
+                config.max_document_bytes,
+            ))
+            .max_decoding_message_size(client_limit)
+            .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
+        )
+        .add_service(
+            InternodeServer::new(InternodeService::new(
+                coordinator.clone(),
+                membership.clone(),
+            ))
+            .max_decoding_message_size(MAX_INTERNODE_MESSAGE)
+            .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
+        )
+        .add_service(
+            AdminServer::new(AdminService::new(coordinator.clone(), membership.clone()))
+                .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
+        )
+        .add_service(health_service)
+        .add_service(reflection);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async {
+            let _ = shutdown_rx.await;
+        },
+    ));
+    let probes = tokio::spawn(probe::run(
+        membership.clone(),
+        transport,
+        storage.clone(),
+        config.seeds.clone(),
+    ));
+    tracing::info!(node = %config.node_id, %address, incarnation, "serving");
+    Ok(RunningNode {
+        address,
+        membership,
+        coordinator,
+        shutdown: Some(shutdown_tx),
+        server,
+        background: vec![probes],
+    })
+}

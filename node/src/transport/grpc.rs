@@ -1,0 +1,100 @@
+//! The production transport: one lazily connected HTTP/2 channel per peer address.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ringdb_proto::v1::internode_client::InternodeClient;
+use ringdb_proto::v1::{
+    CoordinateWriteRequest, CoordinateWriteResponse, ExchangeRequest, ExchangeResponse,
+    ReplicaReadRequest, ReplicaWriteRequest,
+};
+use tonic::transport::{Channel, Endpoint};
+
+use super::{Transport, TransportError};
+
+/// Largest internode message: a sibling set can hold several maximum-size documents.
+pub const MAX_INTERNODE_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// gRPC peer channels, created on first use and reused.
+pub struct GrpcTransport {
+    clients: RwLock<HashMap<String, InternodeClient<Channel>>>,
+    connect_timeout: Duration,
+}
+
+impl GrpcTransport {
+    /// A transport whose connection attempts give up after `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> Self {
+        GrpcTransport {
+            clients: RwLock::new(HashMap::new()),
+            connect_timeout,
+        }
+    }
+
+    fn client(&self, to: &str) -> Result<InternodeClient<Channel>, TransportError> {
+        if let Some(c) = self.clients.read().ok().and_then(|m| m.get(to).cloned()) {
+            return Ok(c);
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{to}"))
+            .map_err(|e| TransportError::Unreachable(format!("bad peer address {to}: {e}")))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let client = InternodeClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_INTERNODE_MESSAGE)
+            .max_encoding_message_size(MAX_INTERNODE_MESSAGE);
+        if let Ok(mut m) = self.clients.write() {
+            m.insert(to.to_string(), client.clone());
+        }
+        Ok(client)
+    }
+}
+
+#[async_trait]
+impl Transport for GrpcTransport {
+    async fn replica_read(
+        &self,
+        to: &str,
+        collection: &str,
+        key: &str,
+    ) -> Result<Bytes, TransportError> {
+        let req = ReplicaReadRequest {
+            collection: collection.to_string(),
+            key: key.to_string(),
+        };
+        Ok(self
+            .client(to)?
+            .replica_read(req)
+            .await?
+            .into_inner()
+            .siblings)
+    }
+
+    async fn replica_write(
+        &self,
+        to: &str,
+        req: ReplicaWriteRequest,
+    ) -> Result<(), TransportError> {
+        self.client(to)?.replica_write(req).await?;
+        Ok(())
+    }
+
+    async fn coordinate_write(
+        &self,
+        to: &str,
+        req: CoordinateWriteRequest,
+    ) -> Result<CoordinateWriteResponse, TransportError> {
+        Ok(self.client(to)?.coordinate_write(req).await?.into_inner())
+    }
+
+    async fn exchange(
+        &self,
+        to: &str,
+        req: ExchangeRequest,
+    ) -> Result<ExchangeResponse, TransportError> {
+        Ok(self.client(to)?.exchange(req).await?.into_inner())
+    }
+}

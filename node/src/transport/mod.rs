@@ -1,0 +1,76 @@
+//! Peer transport: how a node talks to other nodes, behind a trait so tests can partition,
+//! delay and drop messages deterministically without sockets.
+
+pub mod grpc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ringdb_proto::v1::{
+    CoordinateWriteRequest, CoordinateWriteResponse, ExchangeRequest, ExchangeResponse,
+    ReplicaWriteRequest,
+};
+
+/// Why a peer call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The peer could not be reached (refused, reset, partitioned).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// No answer in time.
+    #[error("no answer in time")]
+    Timeout,
+    /// The peer answered with an error status.
+    #[error("{message}")]
+    Rejected {
+        /// Status code the peer chose.
+        code: tonic::Code,
+        /// The peer's message.
+        message: String,
+    },
+}
+
+impl From<tonic::Status> for TransportError {
+    fn from(s: tonic::Status) -> Self {
+        match s.code() {
+            tonic::Code::Unavailable
+                if s.message().contains("transport") || s.message().contains("connect") =>
+            {
+                TransportError::Unreachable(s.message().to_string())
+            }
+            tonic::Code::Cancelled | tonic::Code::Unknown if s.message().contains("transport") => {
+                TransportError::Unreachable(s.message().to_string())
+            }
+            code => TransportError::Rejected {
+                code,
+                message: s.message().to_string(),
+            },
+        }
+    }
+}
+
+/// Calls one node makes on another; addresses are `host:port`.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Fetch a replica's encoded sibling set (empty bytes when it holds none).
+    async fn replica_read(
+        &self,
+        to: &str,
+        collection: &str,
+        key: &str,
+    ) -> Result<Bytes, TransportError>;
+    /// Merge an encoded sibling set into a replica.
+    async fn replica_write(&self, to: &str, req: ReplicaWriteRequest)
+        -> Result<(), TransportError>;
+    /// Ask a replica of the key to mint and coordinate a write.
+    async fn coordinate_write(
+        &self,
+        to: &str,
+        req: CoordinateWriteRequest,
+    ) -> Result<CoordinateWriteResponse, TransportError>;
+    /// Swap membership views (the liveness probe).
+    async fn exchange(
+        &self,
+        to: &str,
+        req: ExchangeRequest,
+    ) -> Result<ExchangeResponse, TransportError>;
+}
