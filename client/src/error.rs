@@ -1,0 +1,113 @@
+//! Client errors, mapped once from gRPC status codes.
+
+use tonic::Code;
+
+/// Why a request failed; each variant says whether a write may have been applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// Bad key, document, level or context; nothing was written.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Too few live replicas for the level; nothing was written.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The level was not met in time; a write may still have been stored.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The cluster is overloaded or a limit was hit; the request was not applied.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
+    /// A collection or object that must exist does not.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Credentials missing or wrong.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// Credentials lack the permission.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// No node answered; for writes, whether one was applied is unknown only if a
+    /// connection broke mid-request (then this says so).
+    #[error("no node reachable: {0}")]
+    Unreachable(String),
+    /// A document could not be converted to or from the requested type.
+    #[error("document conversion: {0}")]
+    Document(String),
+    /// The server failed unexpectedly.
+    #[error("server error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The gRPC status code name, as the shell and JSON output show it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) | Error::Document(_) => "INVALID_ARGUMENT",
+            Error::Unavailable(_) | Error::Unreachable(_) => "UNAVAILABLE",
+            Error::Timeout(_) => "DEADLINE_EXCEEDED",
+            Error::Overloaded(_) => "RESOURCE_EXHAUSTED",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::Unauthenticated(_) => "UNAUTHENTICATED",
+            Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The server's (or client's) message without the kind prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::InvalidArgument(m)
+            | Error::Unavailable(m)
+            | Error::Timeout(m)
+            | Error::Overloaded(m)
+            | Error::NotFound(m)
+            | Error::Unauthenticated(m)
+            | Error::PermissionDenied(m)
+            | Error::Unreachable(m)
+            | Error::Document(m)
+            | Error::Internal(m) => m,
+        }
+    }
+}
+
+impl From<tonic::Status> for Error {
+    fn from(s: tonic::Status) -> Self {
+        let m = s.message().to_string();
+        match s.code() {
+            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+                Error::InvalidArgument(m)
+            }
+            Code::Unavailable => Error::Unavailable(m),
+            Code::DeadlineExceeded => Error::Timeout(m),
+            Code::ResourceExhausted => Error::Overloaded(m),
+            Code::NotFound => Error::NotFound(m),
+            Code::Unauthenticated => Error::Unauthenticated(m),
+            Code::PermissionDenied => Error::PermissionDenied(m),
+            _ => Error::Internal(m),
+        }
+    }
+}
+
+fn chain_text(s: &tonic::Status) -> Option<String> {
+    // Statuses a server sent carry no source; transport failures made locally do.
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    src?;
+    let mut text = s.message().to_lowercase();
+    while let Some(e) = src {
+        text.push(' ');
+        text.push_str(&e.to_string().to_lowercase());
+        src = e.source();
+    }
+    Some(text)
+}
+
+/// Whether a failed call never reached the server (so even a write is safe to retry elsewhere).
+pub(crate) fn never_sent(s: &tonic::Status) -> bool {
+    chain_text(s)
+        .is_some_and(|t| t.contains("connect") || t.contains("refused") || t.contains("dns error"))
+}
+
+/// Whether a call failed in transport (locally) rather than with a server's answer.
+pub(crate) fn transport_failure(s: &tonic::Status) -> bool {
+    chain_text(s).is_some()
+}
