@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub max_document_bytes: usize,
     /// sled page cache.
     pub cache_bytes: u64,
+    /// Interval of sled's own background flush (what memory-only writes can lose).
+    pub background_flush_ms: u64,
     /// Storage thread pool.
     pub storage: PoolConfig,
     /// Quorum settings.
@@ -69,6 +71,7 @@ impl NodeConfig {
             vnodes: DEFAULT_VNODES,
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             cache_bytes: 256 * 1024 * 1024,
+            background_flush_ms: 1000,
             storage: PoolConfig::default(),
             coordinator: CoordinatorConfig::default(),
             membership: MembershipConfig::default(),
@@ -174,8 +177,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             config.data_dir.display()
         ))
     })?;
-    let (dir, cache) = (config.data_dir.clone(), config.cache_bytes);
-    let engine = tokio::task::spawn_blocking(move || SledEngine::open(&dir, cache))
+    let (dir, cache, every) = (
+        config.data_dir.clone(),
+        config.cache_bytes,
+        config.background_flush_ms,
+    );
+    let engine = tokio::task::spawn_blocking(move || SledEngine::open(&dir, cache, every))
         .await
         .map_err(|e| StartError::Server(e.to_string()))??;
     let storage = Storage::start(Arc::new(engine), config.storage.clone())?;

@@ -32,14 +32,18 @@ pub struct SledEngine {
 }
 
 impl SledEngine {
-    /// Open (or create) the database under `dir`.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+    /// Open (or create) the database under `dir`. sled also flushes on its own every
+    /// `background_flush_ms`, which bounds what memory-only writes can lose.
+    pub fn open(
+        dir: &Path,
+        cache_bytes: u64,
+        background_flush_ms: u64,
+    ) -> Result<Self, StorageError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
-            // Memory-only writes still reach disk within this bound.
-            .flush_every_ms(Some(1000))
+            .flush_every_ms(Some(background_flush_ms.max(1)))
             .open()
             .map_err(sled_err)?;
         let data = db.open_tree("data").map_err(sled_err)?;

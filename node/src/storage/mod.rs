@@ -455,7 +455,7 @@ mod tests {
     async fn minted_writes_survive_reopen_of_sled() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let engine = Arc::new(SledEngine::open(dir.path(), 1 << 20).unwrap());
+            let engine = Arc::new(SledEngine::open(dir.path(), 1 << 20, 1000).unwrap());
             let s = Storage::start(engine, PoolConfig::default()).unwrap();
             s.mint("c", "k", mint("{\"a\":1}"), Durability::Durable)
                 .await
@@ -468,7 +468,7 @@ mod tests {
         // The old storage threads release sled's lock as they wind down after the drop.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let engine = loop {
-            match SledEngine::open(dir.path(), 1 << 20) {
+            match SledEngine::open(dir.path(), 1 << 20, 1000) {
                 Ok(e) => break Arc::new(e),
                 Err(e) if std::time::Instant::now() > deadline => panic!("reopen: {e}"),
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,

@@ -64,6 +64,10 @@ struct ServeArgs {
     /// sled page cache size in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mb: u64,
+    /// sled's own background flush interval in milliseconds: the most a memory-only
+    /// write can lose in a crash. Durable writes never depend on it.
+    #[arg(long, default_value_t = 1000)]
+    background_flush_ms: u64,
     /// How often peers are probed, in milliseconds.
     #[arg(long, default_value_t = 500)]
     probe_interval_ms: u64,
@@ -88,6 +92,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.vnodes = a.vnodes.max(1);
     config.max_document_bytes = a.max_document_bytes;
     config.cache_bytes = a.cache_mb * 1024 * 1024;
+    config.background_flush_ms = a.background_flush_ms;
     config.storage.threads = a.storage_threads.max(1);
     config.coordinator.replication_factor = a.replication_factor;
     config.coordinator.request_timeout = Duration::from_millis(a.request_timeout_ms.max(1));

@@ -1,0 +1,273 @@
+//! Cluster harness for RingDB's integration and fault tests: real `ringdb` processes on
+//! loopback ports, each with its own data directory and log file.
+//!
+//! Binaries are found beside the test executable (`cargo test --workspace` builds them), or
+//! through `RINGDB_BIN` / `RINGSH_BIN`. Waiting is always a deadline loop, never a bare sleep.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ringdb_client::Client;
+
+/// Path of a workspace binary built next to the running test.
+pub fn binary(name: &str) -> PathBuf {
+    let var = format!("{}_BIN", name.to_ascii_uppercase().replace('-', "_"));
+    if let Ok(p) = std::env::var(&var) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first (`cargo test --workspace` does), or set {var}",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Poll `cond` until it returns true or `within` passes; panics with `what` on timeout.
+pub async fn wait_until<F, Fut>(within: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One `ringdb serve` process.
+pub struct NodeProc {
+    /// Node id.
+    pub id: String,
+    /// `127.0.0.1:port`.
+    pub address: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its log file (stderr).
+    pub log: PathBuf,
+    seeds: Vec<String>,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: signalling a child process we spawned and have not yet reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+impl NodeProc {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut cmd = Command::new(binary("ringdb"));
+        cmd.args(["serve", "--node-id", &self.id, "--listen", &self.address])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--probe-interval-ms", "200", "--down-after-ms", "1000"])
+            .args(&self.extra)
+            .env("RINGDB_LOG", "info,ringdb_node=debug")
+            .stdout(Stdio::null())
+            .stderr(log);
+        if !self.seeds.is_empty() {
+            cmd.args(["--seeds", &self.seeds.join(",")]);
+        }
+        self.child = Some(cmd.spawn().expect("spawn ringdb serve"));
+    }
+
+    /// Whether the process is running (not killed or stopped by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// A client that talks only to this node.
+    pub async fn client(&self) -> Client {
+        Client::connect([self.address.as_str()])
+            .await
+            .expect("client")
+    }
+
+    /// `kill -9`: no flush, no goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(&c, libc::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+
+    /// Freeze the process (SIGSTOP): it holds its sockets but answers nothing.
+    pub fn pause(&self) {
+        if let Some(c) = &self.child {
+            signal(c, libc::SIGSTOP);
+        }
+    }
+
+    /// Thaw a paused process.
+    pub fn resume(&self) {
+        if let Some(c) = &self.child {
+            signal(c, libc::SIGCONT);
+        }
+    }
+
+    /// Start again on the same port and data directory.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "node {} is still running", self.id);
+        self.spawn();
+        self.wait_serving().await;
+    }
+
+    async fn wait_serving(&self) {
+        let client = self.client().await;
+        wait_until(
+            Duration::from_secs(30),
+            &format!("{} to serve", self.id),
+            || {
+                let c = client.clone();
+                async move { c.status().await.is_ok() }
+            },
+        )
+        .await;
+    }
+
+    /// Last lines of the log, for failure reports.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Several nodes forming one cluster, torn down (kill -9) on drop.
+pub struct Cluster {
+    /// The nodes, in start order.
+    pub nodes: Vec<NodeProc>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Start `n` nodes with default settings, one at a time, and wait until all see each other.
+    pub async fn start(n: usize) -> Cluster {
+        Self::start_with(n, &[]).await
+    }
+
+    /// Start `n` nodes passing `extra` flags to every `ringdb serve`.
+    pub async fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut nodes: Vec<NodeProc> = Vec::new();
+        for i in 0..n {
+            let id = format!("n{}", i + 1);
+            let address = format!("127.0.0.1:{}", free_port());
+            let seeds = nodes
+                .first()
+                .map(|s| vec![s.address.clone()])
+                .unwrap_or_default();
+            let mut node = NodeProc {
+                data_dir: dir.path().join(&id),
+                log: dir.path().join(format!("{id}.log")),
+                id,
+                address,
+                seeds,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                child: None,
+            };
+            node.spawn();
+            node.wait_serving().await;
+            nodes.push(node);
+        }
+        let cluster = Cluster { nodes, _dir: dir };
+        cluster.wait_all_up().await;
+        cluster
+    }
+
+    /// Wait until every running node sees every running node up and the others down.
+    pub async fn wait_all_up(&self) {
+        for observer in self.nodes.iter().filter(|n| n.is_running()) {
+            let client = observer.client().await;
+            let expected: Vec<(String, bool)> = self
+                .nodes
+                .iter()
+                .map(|n| (n.id.clone(), n.is_running()))
+                .collect();
+            wait_until(
+                Duration::from_secs(20),
+                &format!("{} to see {expected:?}", observer.id),
+                || {
+                    let (c, expected) = (client.clone(), expected.clone());
+                    async move {
+                        let Ok(s) = c.status().await else {
+                            return false;
+                        };
+                        expected
+                            .iter()
+                            .all(|(id, up)| s.nodes.iter().any(|m| &m.id == id && m.up == *up))
+                    }
+                },
+            )
+            .await;
+        }
+    }
+
+    /// A client that knows every node.
+    pub async fn client(&self) -> Client {
+        Client::connect(self.nodes.iter().map(|n| n.address.as_str()))
+            .await
+            .expect("client")
+    }
+
+    /// Node by id (`n1`...).
+    pub fn node(&mut self, id: &str) -> &mut NodeProc {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                eprintln!(
+                    "----- log of {} ({}) -----\n{}",
+                    n.id,
+                    n.address,
+                    n.log_tail(40)
+                );
+            }
+        }
+        for n in &mut self.nodes {
+            n.resume();
+            n.kill9();
+        }
+    }
+}
