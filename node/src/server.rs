@@ -13,7 +13,6 @@ use ringdb_proto::v1::MemberState;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::admin::AdminService;
 use crate::api::client::ClientService;
@@ -282,7 +281,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .map_err(|e| StartError::Server(e.to_string()))?;
     let client_limit = config.max_document_bytes + 1024 * 1024;
     let router = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(
             ClientServer::new(ClientService::new(
                 coordinator.clone(),
@@ -306,12 +304,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .add_service(health_service)
         .add_service(reflection);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async {
-            let _ = shutdown_rx.await;
-        },
-    ));
+    // Without TCP_NODELAY on accepted sockets, small responses wait ~40 ms for delayed ACKs.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = shutdown_rx.await;
+    }));
     let probes = tokio::spawn(probe::run(
         membership.clone(),
         transport,
