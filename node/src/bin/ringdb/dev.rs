@@ -77,6 +77,14 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
     let seed = format!("{}:{}", a.host, a.base_port);
+    // The nodes share this machine: give each its share of the cores rather than all of them.
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let workers = cores.div_ceil(a.nodes as usize).max(1).to_string();
+    let storage_threads = (cores.div_ceil(a.nodes as usize) * 2)
+        .clamp(2, 4)
+        .to_string();
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..a.nodes {
         let id = format!("n{}", i + 1);
@@ -98,6 +106,12 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
             .arg("--data-dir")
             .arg(a.data_dir.join(&id))
             .args(["--replication-factor", &a.replication_factor.to_string()])
+            .args([
+                "--worker-threads",
+                &workers,
+                "--storage-threads",
+                &storage_threads,
+            ])
             .stdout(Stdio::null())
             .stderr(log_file)
             .kill_on_drop(true)
