@@ -41,6 +41,9 @@ pub struct CoordinatorConfig {
     pub replication_factor: usize,
     /// How long to wait for a level by default.
     pub request_timeout: Duration,
+    /// A read first asks only as many replicas as its level needs; the others are asked too
+    /// if the level is not met within this time (or one of the first fails).
+    pub speculative_retry: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -48,6 +51,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             replication_factor: 3,
             request_timeout: Duration::from_secs(2),
+            speculative_retry: Duration::from_millis(50),
         }
     }
 }
@@ -294,12 +298,21 @@ impl Coordinator {
         let replicas = self.replicas(collection, key);
         let required = self.check_available("read", level, collection, key, &replicas)?;
         let deadline = Self::deadline(timeout);
-        let calls: Vec<(String, BoxFuture<'static, Result<SiblingSet, String>>)> = replicas
+        // Ask our own copy first (no network), then the others in preference order; only
+        // as many as the level needs, the rest on standby for speculative retry.
+        let mut order: Vec<&String> = replicas
             .live
             .iter()
+            .filter(|n| n.as_str() == self.me())
+            .collect();
+        order.extend(replicas.live.iter().filter(|n| n.as_str() != self.me()));
+        let mut calls: Vec<(String, BoxFuture<'static, Result<SiblingSet, String>>)> = order
+            .into_iter()
             .map(|node| (node.clone(), self.reach.read(node, collection, key)))
             .collect();
-        let gathered = gather(calls, required, deadline).await;
+        let standby = calls.split_off(required.min(calls.len()));
+        let speculate_at = Instant::now() + self.config.speculative_retry;
+        let gathered = gather(calls, standby, required, speculate_at, deadline).await;
         if gathered.ok.len() < required {
             let silent = replicas
                 .live
@@ -470,7 +483,7 @@ impl Coordinator {
                 ));
             }
         }
-        let gathered = gather(calls, required, deadline).await;
+        let gathered = gather(calls, Vec::new(), required, deadline, deadline).await;
         if gathered.ok.len() >= required {
             return Ok(WriteReply {
                 context: minted.context,

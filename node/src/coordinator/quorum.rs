@@ -20,11 +20,15 @@ pub struct Gathered<T> {
     pub pending: usize,
 }
 
-/// Spawn every call and wait for `required` successes, impossibility, or `deadline`.
-/// Calls are spawned, so none is cancelled when this returns.
+/// Spawn `calls` and wait for `required` successes, impossibility, or `deadline`. The
+/// `standby` calls are spawned too once `speculate_at` passes, or as soon as failures make
+/// the level unreachable without them. Calls are spawned, so none is cancelled when this
+/// returns.
 pub async fn gather<T, E, F>(
     calls: Vec<(String, F)>,
+    standby: Vec<(String, F)>,
     required: usize,
+    speculate_at: Instant,
     deadline: Instant,
 ) -> Gathered<T>
 where
@@ -33,29 +37,57 @@ where
     F: Future<Output = Result<T, E>> + Send + 'static,
 {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let spawn = |batch: Vec<(String, F)>,
+                 tx: &mpsc::UnboundedSender<(String, Result<T, String>)>| {
+        for (node, call) in batch {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let r = call.await.map_err(|e| e.to_string());
+                let _ = tx.send((node, r));
+            });
+        }
+    };
     let mut pending = calls.len();
-    for (node, call) in calls {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let r = call.await.map_err(|e| e.to_string());
-            let _ = tx.send((node, r));
-        });
-    }
-    drop(tx);
+    spawn(calls, &tx);
+    let mut standby = Some(standby).filter(|s| !s.is_empty());
     let mut ok = Vec::new();
     let mut failed = Vec::new();
-    while ok.len() < required && ok.len() + pending >= required {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((node, r))) => {
-                pending -= 1;
-                match r {
-                    Ok(v) => ok.push((node, v)),
-                    Err(e) => failed.push((node, e)),
+    while ok.len() < required {
+        if ok.len() + pending < required || (standby.is_some() && Instant::now() >= speculate_at) {
+            match standby.take() {
+                Some(batch) => {
+                    pending += batch.len();
+                    spawn(batch, &tx);
+                    continue;
+                }
+                None if ok.len() + pending < required => break,
+                None => {}
+            }
+        }
+        let wake = if standby.is_some() {
+            speculate_at.min(deadline)
+        } else {
+            deadline
+        };
+        tokio::select! {
+            r = rx.recv() => match r {
+                Some((node, r)) => {
+                    pending -= 1;
+                    match r {
+                        Ok(v) => ok.push((node, v)),
+                        Err(e) => failed.push((node, e)),
+                    }
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep_until(wake) => {
+                if Instant::now() >= deadline {
+                    break;
                 }
             }
-            Ok(None) | Err(_) => break,
         }
     }
+    drop(tx);
     Gathered {
         ok,
         failed,
@@ -95,7 +127,8 @@ mod tests {
                 }),
             ),
         ];
-        let mut g = gather(calls, 2, Instant::now() + Duration::from_secs(5)).await;
+        let now = Instant::now();
+        let mut g = gather(calls, vec![], 2, now, now + Duration::from_secs(5)).await;
         assert_eq!(g.ok.len(), 2);
         assert_eq!(g.pending, 1);
         let (node, late) = g.rest.recv().await.unwrap();
@@ -118,8 +151,89 @@ mod tests {
                 }),
             ),
         ];
-        let g = gather(calls, 2, Instant::now() + Duration::from_secs(30)).await;
+        let now = Instant::now();
+        let g = gather(calls, vec![], 2, now, now + Duration::from_secs(30)).await;
         assert_eq!(g.failed.len(), 2);
         assert!(g.ok.is_empty());
+    }
+
+    type Call = std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>>;
+
+    fn slow(ms: u64, v: u32) -> Call {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(v)
+        })
+    }
+
+    #[tokio::test]
+    async fn standby_replicas_are_asked_when_the_first_ones_are_slow() {
+        let now = Instant::now();
+        let calls = vec![
+            ("a".to_string(), slow(0, 1)),
+            ("b".to_string(), slow(10_000, 2)),
+        ];
+        let standby = vec![("c".to_string(), slow(0, 3))];
+        let g = gather(
+            calls,
+            standby,
+            2,
+            now + Duration::from_millis(20),
+            now + Duration::from_secs(5),
+        )
+        .await;
+        let mut got: Vec<&str> = g.ok.iter().map(|(n, _)| n.as_str()).collect();
+        got.sort();
+        assert_eq!(got, ["a", "c"]);
+        assert!(
+            now.elapsed() < Duration::from_secs(5),
+            "answered without waiting for b"
+        );
+    }
+
+    #[tokio::test]
+    async fn standby_replicas_are_asked_at_once_when_one_fails() {
+        let now = Instant::now();
+        let calls: Vec<(String, Call)> = vec![
+            ("a".into(), slow(0, 1)),
+            ("b".into(), Box::pin(async { Err("down".to_string()) })),
+        ];
+        let standby: Vec<(String, Call)> = vec![("c".into(), slow(0, 3))];
+        let g = gather(
+            calls,
+            standby,
+            2,
+            now + Duration::from_secs(60),
+            now + Duration::from_secs(120),
+        )
+        .await;
+        assert_eq!(g.ok.len(), 2);
+        assert_eq!(g.failed.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn standby_calls_are_not_made_when_the_first_ones_suffice() {
+        let now = Instant::now();
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = asked.clone();
+        let calls: Vec<(String, Call)> = vec![("a".into(), slow(0, 1))];
+        let standby: Vec<(String, Call)> = vec![(
+            "b".into(),
+            Box::pin(async move {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(2)
+            }),
+        )];
+        let g = gather(
+            calls,
+            standby,
+            1,
+            now + Duration::from_millis(50),
+            now + Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(g.ok.len(), 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!asked.load(std::sync::atomic::Ordering::SeqCst));
     }
 }
