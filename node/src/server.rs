@@ -21,7 +21,7 @@ use crate::cluster::{probe, Membership, MembershipConfig, STATUS_NORMAL};
 use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::ring::{Ring, Token, DEFAULT_VNODES};
-use crate::storage::{PoolConfig, SledEngine, Storage, StorageError};
+use crate::storage::{Engine, PoolConfig, SledEngine, Storage, StorageError};
 use crate::transport::grpc::{GrpcTransport, MAX_INTERNODE_MESSAGE};
 use crate::transport::Transport;
 
@@ -157,8 +157,36 @@ async fn decode_u64(storage: &Storage, key: &str) -> Result<u64, StartError> {
     })
 }
 
-/// Open storage, establish identity and tokens, and start serving.
-pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
+/// A node's parts before it serves: what both the gRPC server and in-process simulations run.
+pub struct Assembled {
+    /// Its membership view (probes not yet running).
+    pub membership: Arc<Membership>,
+    /// Its coordinator (and, through it, its storage).
+    pub coordinator: Arc<Coordinator>,
+}
+
+impl Assembled {
+    /// The internode service, for a transport that delivers in-process.
+    pub fn internode_service(&self) -> InternodeService {
+        InternodeService::new(self.coordinator.clone(), self.membership.clone())
+    }
+
+    /// Start probing peers; the task runs until aborted.
+    pub fn spawn_probes(
+        &self,
+        transport: Arc<dyn Transport>,
+        seeds: Vec<String>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(probe::run(
+            self.membership.clone(),
+            transport,
+            self.coordinator.storage().clone(),
+            seeds,
+        ))
+    }
+}
+
+fn check(config: &NodeConfig) -> Result<(), StartError> {
     if !valid_id(&config.node_id) {
         return Err(StartError::Config(format!(
             "node id {:?} must be 1-64 of letters, digits, '_', '-', '.'",
@@ -170,22 +198,19 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             "replication factor must be at least 1".into(),
         ));
     }
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        StartError::Config(format!(
-            "cannot create data dir {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
-    let (dir, cache, every) = (
-        config.data_dir.clone(),
-        config.cache_bytes,
-        config.background_flush_ms,
-    );
-    let engine = tokio::task::spawn_blocking(move || SledEngine::open(&dir, cache, every))
-        .await
-        .map_err(|e| StartError::Server(e.to_string()))??;
-    let storage = Storage::start(Arc::new(engine), config.storage.clone())?;
+    Ok(())
+}
 
+/// Establish identity, incarnation and tokens on `engine`, reachable at `address` over
+/// `transport`. Nothing listens yet.
+pub async fn assemble(
+    config: &NodeConfig,
+    engine: Arc<dyn Engine>,
+    transport: Arc<dyn Transport>,
+    address: String,
+) -> Result<Assembled, StartError> {
+    check(config)?;
+    let storage = Storage::start(engine, config.storage.clone())?;
     match storage.get_meta(META_NODE_ID).await? {
         Some(owner) if owner != config.node_id.as_bytes() => {
             return Err(StartError::Config(format!(
@@ -207,21 +232,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     storage
         .put_meta(META_INCARNATION, incarnation.to_be_bytes().to_vec())
         .await?;
-
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen.clone(),
-            source,
-        })?;
-    let bound: SocketAddr = listener
-        .local_addr()
-        .map_err(|e| StartError::Server(e.to_string()))?;
-    let address = config
-        .advertise
-        .clone()
-        .unwrap_or_else(|| bound.to_string());
-    let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::new(Duration::from_millis(500)));
 
     let mut me = MemberState {
         id: config.node_id.clone(),
@@ -268,6 +278,54 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         config.coordinator.clone(),
     ));
 
+    Ok(Assembled {
+        membership,
+        coordinator,
+    })
+}
+
+/// Open sled, assemble the node, and start serving gRPC on `config.listen`.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
+    check(&config)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartError::Config(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let (dir, cache, every) = (
+        config.data_dir.clone(),
+        config.cache_bytes,
+        config.background_flush_ms,
+    );
+    let engine = tokio::task::spawn_blocking(move || SledEngine::open(&dir, cache, every))
+        .await
+        .map_err(|e| StartError::Server(e.to_string()))??;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let bound: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| StartError::Server(e.to_string()))?;
+    let address = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| bound.to_string());
+
+    let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::new(Duration::from_millis(500)));
+    let Assembled {
+        membership,
+        coordinator,
+    } = assemble(
+        &config,
+        Arc::new(engine),
+        transport.clone(),
+        address.clone(),
+    )
+    .await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ClientServer<ClientService>>().await;
     health
@@ -312,10 +370,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let probes = tokio::spawn(probe::run(
         membership.clone(),
         transport,
-        storage.clone(),
+        coordinator.storage().clone(),
         config.seeds.clone(),
     ));
-    tracing::info!(node = %config.node_id, %address, incarnation, "serving");
+    tracing::info!(node = %config.node_id, %address, "serving");
     Ok(RunningNode {
         address,
         membership,

@@ -48,21 +48,30 @@ fn unusable_listen_address_is_refused() {
 
 #[test]
 fn a_data_dir_belongs_to_one_node() {
+    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap();
-    // First start claims the directory for n1 (then fails to bind: that is fine here).
-    let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let busy = blocker.local_addr().unwrap().to_string();
-    let (code, err) = ringdb(&[
-        "serve",
-        "--node-id",
-        "n1",
-        "--listen",
-        &busy,
-        "--data-dir",
-        path,
-    ]);
-    assert_ne!(code, 0, "port in use must fail: {err}");
+    let mut n1 = Command::new(env!("CARGO_BIN_EXE_ringdb"))
+        .args([
+            "serve",
+            "--node-id",
+            "n1",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            path,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(n1.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("serving on"), "{line}");
+    n1.kill().unwrap();
+    n1.wait().unwrap();
     let (code, err) = ringdb(&[
         "serve",
         "--node-id",

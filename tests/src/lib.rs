@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use ringdb_client::Client;
 
+pub mod sim;
+
 /// Path of a workspace binary built next to the running test.
 pub fn binary(name: &str) -> PathBuf {
     let var = format!("{}_BIN", name.to_ascii_uppercase().replace('-', "_"));

@@ -1,0 +1,295 @@
+//! In-process clusters: real nodes (coordinator, storage threads, probes, internode service
+//! handlers) over an in-memory engine, connected by a simulated network whose links a test
+//! can cut, black-hole or slow down.
+//!
+//! Requests are delivered by calling the destination's `InternodeService` handlers directly,
+//! so everything but sockets and HTTP/2 is the production code path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ringdb_node::api::internode::InternodeService;
+use ringdb_node::coordinator::{Coordinator, Level, WriteOp};
+use ringdb_node::server::{assemble, Assembled, NodeConfig};
+use ringdb_node::storage::{Durability, MemEngine};
+use ringdb_node::transport::{Transport, TransportError};
+use ringdb_node::version::{CausalContext, SiblingSet};
+use ringdb_proto::v1::internode_server::Internode;
+use ringdb_proto::v1::{
+    CoordinateWriteRequest, CoordinateWriteResponse, ExchangeRequest, ExchangeResponse,
+    ReplicaReadRequest, ReplicaWriteRequest,
+};
+use tokio::task::JoinHandle;
+
+/// What happens to messages on a link from one node to another.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Link {
+    /// Delivered.
+    Up,
+    /// Refused at once, like a closed port.
+    Refused,
+    /// Never answered, like a dropped packet; the caller's timeout decides.
+    Blackhole,
+    /// Delivered after a delay.
+    Slow(Duration),
+}
+
+#[derive(Default)]
+struct NetState {
+    services: HashMap<String, Arc<InternodeService>>,
+    links: HashMap<(String, String), Link>,
+}
+
+/// The simulated network every node of a `SimCluster` uses.
+#[derive(Default, Clone)]
+pub struct SimNet {
+    state: Arc<Mutex<NetState>>,
+}
+
+impl SimNet {
+    fn link(&self, from: &str, to: &str) -> Link {
+        let s = self.state.lock().unwrap();
+        s.links
+            .get(&(from.to_string(), to.to_string()))
+            .copied()
+            .unwrap_or(Link::Up)
+    }
+
+    /// Set the link from `from` to `to` (one direction).
+    pub fn set(&self, from: &str, to: &str, link: Link) {
+        self.state
+            .lock()
+            .unwrap()
+            .links
+            .insert((from.to_string(), to.to_string()), link);
+    }
+
+    /// Cut `node` off from everyone, both directions, with `link` behaviour.
+    pub fn isolate(&self, node: &str, others: &[String], link: Link) {
+        for o in others.iter().filter(|o| o.as_str() != node) {
+            self.set(node, o, link);
+            self.set(o, node, link);
+        }
+    }
+
+    /// Restore every link.
+    pub fn heal(&self) {
+        self.state.lock().unwrap().links.clear();
+    }
+
+    async fn deliver(&self, from: &str, to: &str) -> Result<Arc<InternodeService>, TransportError> {
+        match self.link(from, to) {
+            Link::Up => {}
+            Link::Refused => {
+                return Err(TransportError::Unreachable(format!(
+                    "{to}: connection refused (simulated)"
+                )))
+            }
+            Link::Blackhole => std::future::pending::<()>().await,
+            Link::Slow(d) => tokio::time::sleep(d).await,
+        }
+        self.state
+            .lock()
+            .unwrap()
+            .services
+            .get(to)
+            .cloned()
+            .ok_or_else(|| TransportError::Unreachable(format!("{to}: no such node")))
+    }
+}
+
+/// One node's view of the simulated network.
+pub struct SimTransport {
+    net: SimNet,
+    from: String,
+}
+
+#[async_trait]
+impl Transport for SimTransport {
+    async fn replica_read(
+        &self,
+        to: &str,
+        collection: &str,
+        key: &str,
+    ) -> Result<Bytes, TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        let req = ReplicaReadRequest {
+            collection: collection.to_string(),
+            key: key.to_string(),
+        };
+        Ok(svc
+            .replica_read(tonic::Request::new(req))
+            .await?
+            .into_inner()
+            .siblings)
+    }
+
+    async fn replica_write(
+        &self,
+        to: &str,
+        req: ReplicaWriteRequest,
+    ) -> Result<(), TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        svc.replica_write(tonic::Request::new(req)).await?;
+        Ok(())
+    }
+
+    async fn coordinate_write(
+        &self,
+        to: &str,
+        req: CoordinateWriteRequest,
+    ) -> Result<CoordinateWriteResponse, TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        Ok(svc
+            .coordinate_write(tonic::Request::new(req))
+            .await?
+            .into_inner())
+    }
+
+    async fn exchange(
+        &self,
+        to: &str,
+        req: ExchangeRequest,
+    ) -> Result<ExchangeResponse, TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        Ok(svc.exchange(tonic::Request::new(req)).await?.into_inner())
+    }
+}
+
+/// A node running in this process.
+pub struct SimNode {
+    /// Its id, which is also its simulated address.
+    pub id: String,
+    /// Its coordinator: tests call it as the client service would.
+    pub coordinator: Arc<Coordinator>,
+    /// Its membership view.
+    pub membership: Arc<ringdb_node::cluster::Membership>,
+    probes: JoinHandle<()>,
+}
+
+impl SimNode {
+    /// Write at `level` through this node, with `context` (empty for a blind write).
+    pub async fn put(
+        &self,
+        key: &str,
+        json: &str,
+        context: CausalContext,
+        level: Level,
+    ) -> ringdb_node::error::Result<CausalContext> {
+        let op = WriteOp {
+            collection: "sim".into(),
+            key: key.into(),
+            value: Some(Bytes::from(json.to_string())),
+            context,
+            level,
+            durability: Durability::Durable,
+            timeout: Duration::from_millis(500),
+        };
+        Ok(self.coordinator.put(op).await?.context)
+    }
+
+    /// Read at `level` through this node.
+    pub async fn get(&self, key: &str, level: Level) -> ringdb_node::error::Result<SiblingSet> {
+        self.coordinator
+            .get("sim", key, level, Duration::from_millis(500))
+            .await
+    }
+
+    /// This node's own replica of `key`.
+    pub async fn local(&self, key: &str) -> SiblingSet {
+        self.coordinator.local_get("sim", key).await.unwrap()
+    }
+}
+
+impl Drop for SimNode {
+    fn drop(&mut self) {
+        self.probes.abort();
+    }
+}
+
+/// Nodes `n1..nN` on one simulated network.
+pub struct SimCluster {
+    /// The network, for injecting faults.
+    pub net: SimNet,
+    /// The nodes.
+    pub nodes: Vec<SimNode>,
+}
+
+impl SimCluster {
+    /// Start `n` nodes with replication factor `rf`, fast probes, joined one at a time.
+    pub async fn start(n: usize, rf: usize) -> SimCluster {
+        let net = SimNet::default();
+        let mut nodes: Vec<SimNode> = Vec::new();
+        for i in 0..n {
+            let id = format!("n{}", i + 1);
+            let mut config = NodeConfig::new(&id, &id, "unused");
+            config.coordinator.replication_factor = rf;
+            config.membership.probe_interval = Duration::from_millis(50);
+            config.membership.down_after = Duration::from_millis(300);
+            config.seeds = vec!["n1".to_string()];
+            let transport: Arc<dyn Transport> = Arc::new(SimTransport {
+                net: net.clone(),
+                from: id.clone(),
+            });
+            let parts: Assembled = assemble(
+                &config,
+                Arc::new(MemEngine::default()),
+                transport.clone(),
+                id.clone(),
+            )
+            .await
+            .expect("assemble node");
+            net.state
+                .lock()
+                .unwrap()
+                .services
+                .insert(id.clone(), Arc::new(parts.internode_service()));
+            let probes = parts.spawn_probes(transport, config.seeds.clone());
+            nodes.push(SimNode {
+                id,
+                coordinator: parts.coordinator,
+                membership: parts.membership,
+                probes,
+            });
+        }
+        let cluster = SimCluster { net, nodes };
+        cluster.wait_views(|_, _| true).await;
+        cluster
+    }
+
+    /// Ids of every node.
+    pub fn ids(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.id.clone()).collect()
+    }
+
+    /// Wait until, for every observer and target, `observer` sees `target` up exactly when
+    /// `expect_up(observer, target)`.
+    pub async fn wait_views(&self, expect_up: impl Fn(&str, &str) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = self.nodes.iter().all(|o| {
+                o.membership.ring().nodes().len() == self.nodes.len()
+                    && self
+                        .nodes
+                        .iter()
+                        .all(|t| o.membership.is_up(&t.id) == expect_up(&o.id, &t.id))
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "membership views did not settle"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Node by id.
+    pub fn node(&self, id: &str) -> &SimNode {
+        self.nodes.iter().find(|n| n.id == id).expect("node id")
+    }
+}
