@@ -93,6 +93,21 @@ pub struct RingInfo {
     pub replication_factor: u32,
 }
 
+/// Write options as the wire carries them (0 / empty meaning "server default").
+struct WireWrite {
+    context: String,
+    consistency: i32,
+    durability: i32,
+    timeout_ms: u32,
+}
+
+/// Parse every sibling's JSON into `T`.
+fn parse_values<T: DeserializeOwned>(raw: &[Bytes]) -> Result<Vec<T>> {
+    raw.iter()
+        .map(|b| serde_json::from_slice(b).map_err(|e| Error::Document(e.to_string())))
+        .collect()
+}
+
 #[derive(Clone)]
 struct Node {
     address: String,
@@ -217,16 +232,7 @@ impl Client {
         key: &str,
         opts: &ReadOptions,
     ) -> Result<GetResult> {
-        let raw = self.get_raw(collection, key, opts).await?;
-        let values = raw
-            .values
-            .iter()
-            .map(|b| serde_json::from_slice(b).map_err(|e| Error::Document(e.to_string())))
-            .collect::<Result<Vec<serde_json::Value>>>()?;
-        Ok(GetResult {
-            values,
-            context: raw.context,
-        })
+        self.get_as(collection, key, opts).await
     }
 
     /// Read a document into a serde type; every sibling must convert.
@@ -237,13 +243,8 @@ impl Client {
         opts: &ReadOptions,
     ) -> Result<GetResult<T>> {
         let raw = self.get_raw(collection, key, opts).await?;
-        let values = raw
-            .values
-            .iter()
-            .map(|b| serde_json::from_slice(b).map_err(|e| Error::Document(e.to_string())))
-            .collect::<Result<Vec<T>>>()?;
         Ok(GetResult {
-            values,
+            values: parse_values(&raw.values)?,
             context: raw.context,
         })
     }
@@ -309,11 +310,33 @@ impl Client {
         document: Bytes,
         opts: &WriteOptions,
     ) -> Result<WriteResult> {
-        let d = &self.write_defaults;
+        let w = self.write_fields(opts);
         let req = pb::PutRequest {
             collection: collection.to_string(),
             key: key.to_string(),
             document,
+            context: w.context,
+            consistency: w.consistency,
+            durability: w.durability,
+            timeout_ms: w.timeout_ms,
+        };
+        let resp = self
+            .call(false, |mut n| {
+                let req = req.clone();
+                async move { n.client.put(req).await }
+            })
+            .await?
+            .into_inner();
+        Ok(WriteResult {
+            context: Context::from_token(resp.context),
+            acknowledged_by: resp.acknowledged_by,
+        })
+    }
+
+    /// A write's options with the client defaults filled in, in wire form.
+    fn write_fields(&self, opts: &WriteOptions) -> WireWrite {
+        let d = &self.write_defaults;
+        WireWrite {
             context: opts
                 .context
                 .as_ref()
@@ -334,18 +357,7 @@ impl Client {
                 .or(d.timeout)
                 .map(|t| t.as_millis() as u32)
                 .unwrap_or(0),
-        };
-        let resp = self
-            .call(false, |mut n| {
-                let req = req.clone();
-                async move { n.client.put(req).await }
-            })
-            .await?
-            .into_inner();
-        Ok(WriteResult {
-            context: Context::from_token(resp.context),
-            acknowledged_by: resp.acknowledged_by,
-        })
+        }
     }
 
     /// Delete what a read at the default level sees.
@@ -361,30 +373,14 @@ impl Client {
         key: &str,
         opts: &WriteOptions,
     ) -> Result<WriteResult> {
-        let d = &self.write_defaults;
+        let w = self.write_fields(opts);
         let req = pb::DeleteRequest {
             collection: collection.to_string(),
             key: key.to_string(),
-            context: opts
-                .context
-                .as_ref()
-                .map(|c| c.token().to_string())
-                .unwrap_or_default(),
-            consistency: opts
-                .consistency
-                .or(d.consistency)
-                .map(|c| c.to_proto() as i32)
-                .unwrap_or(0),
-            durability: opts
-                .durability
-                .or(d.durability)
-                .map(|c| c.to_proto() as i32)
-                .unwrap_or(0),
-            timeout_ms: opts
-                .timeout
-                .or(d.timeout)
-                .map(|t| t.as_millis() as u32)
-                .unwrap_or(0),
+            context: w.context,
+            consistency: w.consistency,
+            durability: w.durability,
+            timeout_ms: w.timeout_ms,
         };
         let resp = self
             .call(false, |mut n| {
@@ -446,13 +442,8 @@ impl Client {
                 }
             })?
             .into_inner();
-        let values = r
-            .values
-            .iter()
-            .map(|b| serde_json::from_slice(b).map_err(|e| Error::Document(e.to_string())))
-            .collect::<Result<Vec<serde_json::Value>>>()?;
         Ok(GetResult {
-            values,
+            values: parse_values(&r.values)?,
             context: Context::from_token(r.context),
         })
     }

@@ -1,7 +1,9 @@
 //! Running statements against a cluster and printing what happened, as tables for people
 //! or as one JSON object per statement for scripts.
 
-use ringdb_client::{Client, Consistency, GetResult, ReadOptions, WriteOptions, WriteResult};
+use ringdb_client::{
+    Client, Consistency, Context, GetResult, ReadOptions, WriteOptions, WriteResult,
+};
 use serde_json::{json, Value};
 
 use crate::parse::{self, Statement};
@@ -108,11 +110,7 @@ impl Session {
                 context,
                 consistency,
             } => {
-                let mut opts =
-                    WriteOptions::new().consistency(consistency.unwrap_or(self.consistency));
-                if let Some(c) = context {
-                    opts = opts.context(c);
-                }
+                let opts = self.write_options(context, consistency);
                 let r = self
                     .client
                     .put_with(&collection, &key, &document, &opts)
@@ -125,11 +123,7 @@ impl Session {
                 context,
                 consistency,
             } => {
-                let mut opts =
-                    WriteOptions::new().consistency(consistency.unwrap_or(self.consistency));
-                if let Some(c) = context {
-                    opts = opts.context(c);
-                }
+                let opts = self.write_options(context, consistency);
                 let r = self.client.delete_with(&collection, &key, &opts).await?;
                 self.print_write(&r);
             }
@@ -154,6 +148,19 @@ impl Session {
             Statement::Exit => {}
         }
         Ok(())
+    }
+
+    /// A statement's write options: its context, and its level or the session's.
+    fn write_options(
+        &self,
+        context: Option<Context>,
+        consistency: Option<Consistency>,
+    ) -> WriteOptions {
+        let opts = WriteOptions::new().consistency(consistency.unwrap_or(self.consistency));
+        match context {
+            Some(c) => opts.context(c),
+            None => opts,
+        }
     }
 
     fn print_get(&self, collection: &str, key: &str, r: &GetResult) {

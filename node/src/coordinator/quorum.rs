@@ -111,12 +111,11 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    type Call = std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>>;
+
     #[tokio::test]
     async fn returns_at_quorum_and_leaves_the_slow_call_running() {
-        let calls: Vec<(
-            String,
-            std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>>,
-        )> = vec![
+        let calls: Vec<(String, Call)> = vec![
             ("a".into(), Box::pin(async { Ok(1) })),
             ("b".into(), Box::pin(async { Ok(2) })),
             (
@@ -137,10 +136,7 @@ mod tests {
 
     #[tokio::test]
     async fn stops_early_when_the_level_cannot_be_met() {
-        let calls: Vec<(
-            String,
-            std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>>,
-        )> = vec![
+        let calls: Vec<(String, Call)> = vec![
             ("a".into(), Box::pin(async { Err("refused".to_string()) })),
             ("b".into(), Box::pin(async { Err("refused".to_string()) })),
             (
@@ -156,8 +152,6 @@ mod tests {
         assert_eq!(g.failed.len(), 2);
         assert!(g.ok.is_empty());
     }
-
-    type Call = std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>>;
 
     fn slow(ms: u64, v: u32) -> Call {
         Box::pin(async move {
