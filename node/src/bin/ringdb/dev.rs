@@ -93,7 +93,16 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         let log = a.data_dir.join(format!("{id}.log"));
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGTERM the child
+        // when this process dies, so a killed `ringdb dev` leaves no orphan nodes behind.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command
             .args([
                 "serve",
                 "--node-id",
