@@ -18,6 +18,7 @@ use crate::api::admin::AdminService;
 use crate::api::client::ClientService;
 use crate::api::internode::InternodeService;
 use crate::cluster::{probe, Membership, MembershipConfig, STATUS_NORMAL};
+use crate::coordinator::hints::{HintConfig, Hints};
 use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::ring::{Ring, Token, DEFAULT_VNODES};
@@ -52,6 +53,8 @@ pub struct NodeConfig {
     pub coordinator: CoordinatorConfig,
     /// Probe timing.
     pub membership: MembershipConfig,
+    /// Hinted handoff limits.
+    pub hints: HintConfig,
 }
 
 impl NodeConfig {
@@ -74,6 +77,7 @@ impl NodeConfig {
             storage: PoolConfig::default(),
             coordinator: CoordinatorConfig::default(),
             membership: MembershipConfig::default(),
+            hints: HintConfig::default(),
         }
     }
 }
@@ -171,18 +175,22 @@ impl Assembled {
         InternodeService::new(self.coordinator.clone(), self.membership.clone())
     }
 
-    /// Start probing peers; the task runs until aborted.
-    pub fn spawn_probes(
+    /// Start the background work (peer probes, hint replay); the tasks run until aborted.
+    pub fn spawn_background(
         &self,
         transport: Arc<dyn Transport>,
         seeds: Vec<String>,
-    ) -> JoinHandle<()> {
-        tokio::spawn(probe::run(
-            self.membership.clone(),
-            transport,
-            self.coordinator.storage().clone(),
-            seeds,
-        ))
+    ) -> Vec<JoinHandle<()>> {
+        let storage = self.coordinator.storage().clone();
+        vec![
+            tokio::spawn(probe::run(
+                self.membership.clone(),
+                transport.clone(),
+                storage,
+                seeds,
+            )),
+            tokio::spawn(self.coordinator.hints().clone().run(transport)),
+        ]
     }
 }
 
@@ -270,10 +278,12 @@ pub async fn assemble(
     probe::persist(&membership, &storage).await;
 
     let actor = format!("{}.{}", config.node_id, incarnation);
+    let hints = Hints::open(storage.clone(), membership.clone(), config.hints.clone()).await?;
     let coordinator = Arc::new(Coordinator::new(
         membership.clone(),
         storage.clone(),
         transport.clone(),
+        hints,
         actor,
         config.coordinator.clone(),
     ));
@@ -316,16 +326,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .unwrap_or_else(|| bound.to_string());
 
     let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::new(Duration::from_millis(500)));
-    let Assembled {
-        membership,
-        coordinator,
-    } = assemble(
+    let parts = assemble(
         &config,
         Arc::new(engine),
         transport.clone(),
         address.clone(),
     )
     .await?;
+    let (membership, coordinator) = (parts.membership.clone(), parts.coordinator.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ClientServer<ClientService>>().await;
     health
@@ -367,12 +375,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
     }));
-    let probes = tokio::spawn(probe::run(
-        membership.clone(),
-        transport,
-        coordinator.storage().clone(),
-        config.seeds.clone(),
-    ));
+    let background = parts.spawn_background(transport, config.seeds.clone());
     tracing::info!(node = %config.node_id, %address, "serving");
     Ok(RunningNode {
         address,
@@ -380,6 +383,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         coordinator,
         shutdown: Some(shutdown_tx),
         server,
-        background: vec![probes],
+        background,
     })
 }

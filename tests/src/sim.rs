@@ -167,7 +167,7 @@ pub struct SimNode {
     pub coordinator: Arc<Coordinator>,
     /// Its membership view.
     pub membership: Arc<ringdb_node::cluster::Membership>,
-    probes: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl SimNode {
@@ -206,7 +206,9 @@ impl SimNode {
 
 impl Drop for SimNode {
     fn drop(&mut self) {
-        self.probes.abort();
+        for t in &self.background {
+            t.abort();
+        }
     }
 }
 
@@ -221,6 +223,11 @@ pub struct SimCluster {
 impl SimCluster {
     /// Start `n` nodes with replication factor `rf`, fast probes, joined one at a time.
     pub async fn start(n: usize, rf: usize) -> SimCluster {
+        Self::start_with(n, rf, |_| {}).await
+    }
+
+    /// Like `start`, with `tweak` applied to every node's configuration.
+    pub async fn start_with(n: usize, rf: usize, tweak: impl Fn(&mut NodeConfig)) -> SimCluster {
         let net = SimNet::default();
         let mut nodes: Vec<SimNode> = Vec::new();
         for i in 0..n {
@@ -230,6 +237,7 @@ impl SimCluster {
             config.membership.probe_interval = Duration::from_millis(50);
             config.membership.down_after = Duration::from_millis(300);
             config.seeds = vec!["n1".to_string()];
+            tweak(&mut config);
             let transport: Arc<dyn Transport> = Arc::new(SimTransport {
                 net: net.clone(),
                 from: id.clone(),
@@ -247,12 +255,12 @@ impl SimCluster {
                 .unwrap()
                 .services
                 .insert(id.clone(), Arc::new(parts.internode_service()));
-            let probes = parts.spawn_probes(transport, config.seeds.clone());
+            let background = parts.spawn_background(transport, config.seeds.clone());
             nodes.push(SimNode {
                 id,
                 coordinator: parts.coordinator,
                 membership: parts.membership,
-                probes,
+                background,
             });
         }
         let cluster = SimCluster { net, nodes };

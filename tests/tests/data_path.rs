@@ -141,7 +141,8 @@ async fn blind_writes_are_siblings_and_a_contextual_write_resolves_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_at_all_repairs_a_replica_that_missed_a_write() {
-    let mut cluster = Cluster::start(3).await;
+    // No hints, so only the read can bring n3 up to date.
+    let mut cluster = Cluster::start_with(3, &["--max-hints-per-target", "0"]).await;
     cluster.node("n3").kill9();
     cluster.wait_all_up().await;
     let client = cluster.nodes[0].client().await;
@@ -169,6 +170,63 @@ async fn read_at_all_repairs_a_replica_that_missed_a_write() {
         async move {
             let local = n3.local_get("c", "missed").await.unwrap();
             local.values == vec![json!({"v": "while n3 was down"})] && local.context == want
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_missed_by_a_down_node_reach_it_through_hints_after_restart() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.node("n3").kill9();
+    cluster.wait_all_up().await;
+    let client = cluster.client().await;
+    for i in 0..50 {
+        client
+            .put("hinted", &format!("k{i}"), &json!({"i": i}))
+            .await
+            .unwrap();
+    }
+    // STATUS shows other nodes' counts as of their last exchange: wait for them to settle.
+    let n1 = cluster.nodes[0].client().await;
+    wait_until(Duration::from_secs(10), "hints for n3 in STATUS", || {
+        let n1 = n1.clone();
+        async move {
+            n1.status()
+                .await
+                .map(|s| s.nodes.iter().map(|n| n.hints).sum::<u64>() >= 50)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+
+    cluster.node("n3").restart().await;
+    let n3 = cluster.nodes[2].client().await;
+    wait_until(Duration::from_secs(20), "hints replayed to n3", || {
+        let n3 = n3.clone();
+        async move {
+            for i in 0..50 {
+                if n3
+                    .local_get("hinted", &format!("k{i}"))
+                    .await
+                    .map(|r| r.values.len())
+                    .ok()
+                    != Some(1)
+                {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    wait_until(Duration::from_secs(10), "no hints left", || {
+        let n1 = n1.clone();
+        async move {
+            n1.status()
+                .await
+                .map(|s| s.nodes.iter().all(|n| n.hints == 0))
+                .unwrap_or(false)
         }
     })
     .await;

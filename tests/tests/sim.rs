@@ -12,9 +12,55 @@ fn none() -> CausalContext {
     CausalContext::new()
 }
 
+async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partitioned_replica_is_skipped_then_repaired_by_a_read_after_the_heal() {
+async fn a_partitioned_replica_gets_the_writes_it_missed_from_hints_after_the_heal() {
     let c = SimCluster::start(3, 3).await;
+    c.net.isolate("n3", &c.ids(), Link::Refused);
+    c.wait_views(|o, t| o == t || (o != "n3" && t != "n3"))
+        .await;
+    for i in 0..20 {
+        c.node("n1")
+            .put(&format!("h{i}"), r#"{"v":1}"#, none(), Level::Quorum)
+            .await
+            .unwrap();
+    }
+    wait_for("hints for n3", async || {
+        c.node("n1").coordinator.hints().pending_for("n3") == 20
+    })
+    .await;
+    // Replay waits while n3 is unreachable, even with messages still being tried.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.node("n1").coordinator.hints().pending_for("n3"), 20);
+
+    c.net.heal();
+    wait_for("hints delivered", async || {
+        c.node("n1").coordinator.hints().pending() == 0
+    })
+    .await;
+    for i in 0..20 {
+        assert_eq!(
+            c.node("n3")
+                .local(&format!("h{i}"))
+                .await
+                .live_values()
+                .count(),
+            1,
+            "h{i} on n3 without any read"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_hints_a_missed_write_is_recorded_for_repair_and_fixed_by_a_read() {
+    let c = SimCluster::start_with(3, 3, |cfg| cfg.hints.max_per_target = 0).await;
     c.net.isolate("n3", &c.ids(), Link::Refused);
     c.wait_views(|o, t| o == t || (o != "n3" && t != "n3"))
         .await;
@@ -39,6 +85,16 @@ async fn a_partitioned_replica_is_skipped_then_repaired_by_a_read_after_the_heal
         "and writes nothing"
     );
 
+    wait_for("k recorded as needing repair on n3", async || {
+        c.node("n1")
+            .coordinator
+            .hints()
+            .needs_repair("n3")
+            .await
+            .unwrap()
+            == vec![("sim".to_string(), "k".to_string())]
+    })
+    .await;
     c.net.heal();
     c.wait_views(|_, _| true).await;
     assert!(c.node("n3").local("k").await.is_empty());

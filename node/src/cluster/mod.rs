@@ -54,6 +54,7 @@ struct Inner {
     peers: BTreeMap<String, Peer>,
     ring: Arc<Ring>,
     own_load: (u64, u64),
+    own_hints: u64,
 }
 
 /// One member as this node sees it, for status reports.
@@ -94,6 +95,7 @@ impl Membership {
                 peers: BTreeMap::new(),
                 ring: Arc::new(Ring::default()),
                 own_load: (0, 0),
+                own_hints: 0,
             }),
         };
         m.merge(&known);
@@ -154,12 +156,19 @@ impl Membership {
 
     /// This node's state as it advertises it.
     pub fn own_state(&self) -> MemberState {
-        let (keys, bytes) = self.read().own_load;
+        let inner = self.read();
+        let (keys, bytes) = inner.own_load;
         MemberState {
             keys,
             bytes,
+            hints: inner.own_hints,
             ..self.me.clone()
         }
+    }
+
+    /// Record how many hints this node holds for others.
+    pub fn set_own_hints(&self, hints: u64) {
+        self.write().own_hints = hints;
     }
 
     /// Every member's state this node knows, itself included.

@@ -11,6 +11,7 @@
 //! - a read answers with the join of the replies and repairs, in the background, every
 //!   replica whose reply (including late ones) was less than the join.
 
+pub mod hints;
 pub mod level;
 pub mod quorum;
 pub mod validate;
@@ -31,6 +32,7 @@ use crate::ring::token_for;
 use crate::storage::{Durability, Mint, Storage};
 use crate::transport::{Transport, TransportError};
 use crate::version::{CausalContext, SiblingSet};
+use hints::Hints;
 pub use level::Level;
 use quorum::{describe_failures, gather};
 
@@ -99,14 +101,17 @@ struct Reach {
     membership: Arc<Membership>,
     storage: Storage,
     transport: Arc<dyn Transport>,
+    hints: Arc<Hints>,
 }
 
 impl Reach {
+    /// Read a replica's set; a remote call gives up at `give_up`.
     fn read(
         &self,
         node: &str,
         collection: &str,
         key: &str,
+        give_up: Instant,
     ) -> BoxFuture<'static, Result<SiblingSet, String>> {
         let (collection, key) = (collection.to_string(), key.to_string());
         if node == self.membership.node_id() {
@@ -123,15 +128,18 @@ impl Reach {
         let addr = self.membership.address(node);
         async move {
             let addr = addr.ok_or("address unknown")?;
-            let raw = transport
-                .replica_read(&addr, &collection, &key)
-                .await
-                .map_err(|e| e.to_string())?;
+            let raw =
+                tokio::time::timeout_at(give_up, transport.replica_read(&addr, &collection, &key))
+                    .await
+                    .map_err(|_| "no answer in time".to_string())?
+                    .map_err(|e| e.to_string())?;
             SiblingSet::decode(&raw).map_err(|e| e.to_string())
         }
         .boxed()
     }
 
+    /// Merge a set into a replica. A remote write that fails or gets no answer by `give_up`
+    /// is kept as a hint for that replica.
     fn write(
         &self,
         node: &str,
@@ -139,6 +147,7 @@ impl Reach {
         key: &str,
         encoded: Bytes,
         durability: Durability,
+        give_up: Instant,
     ) -> BoxFuture<'static, Result<(), String>> {
         let req = ReplicaWriteRequest {
             collection: collection.to_string(),
@@ -159,12 +168,29 @@ impl Reach {
         }
         let transport = self.transport.clone();
         let addr = self.membership.address(node);
+        let hints = self.hints.clone();
+        let target = node.to_string();
         async move {
-            let addr = addr.ok_or("address unknown")?;
-            transport
-                .replica_write(&addr, req)
-                .await
-                .map_err(|e| e.to_string())
+            let (collection, key, siblings) = (
+                req.collection.clone(),
+                req.key.clone(),
+                req.siblings.clone(),
+            );
+            let result = match addr {
+                None => Err("address unknown".to_string()),
+                Some(addr) => {
+                    match tokio::time::timeout_at(give_up, transport.replica_write(&addr, req))
+                        .await
+                    {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err("no answer in time".to_string()),
+                    }
+                }
+            };
+            if result.is_err() {
+                hints.store(&target, &collection, &key, siblings).await;
+            }
+            result
         }
         .boxed()
     }
@@ -200,6 +226,7 @@ impl Coordinator {
         membership: Arc<Membership>,
         storage: Storage,
         transport: Arc<dyn Transport>,
+        hints: Arc<Hints>,
         actor: String,
         config: CoordinatorConfig,
     ) -> Self {
@@ -207,6 +234,7 @@ impl Coordinator {
             membership: membership.clone(),
             storage: storage.clone(),
             transport: transport.clone(),
+            hints,
         });
         Coordinator {
             reach,
@@ -227,6 +255,11 @@ impl Coordinator {
     /// Counters of coordination work.
     pub fn stats(&self) -> &CoordinatorStats {
         &self.stats
+    }
+
+    /// Hints this node holds for other replicas.
+    pub fn hints(&self) -> &Arc<Hints> {
+        &self.reach.hints
     }
 
     /// This node's replica storage.
@@ -308,7 +341,12 @@ impl Coordinator {
         order.extend(replicas.live.iter().filter(|n| n.as_str() != self.me()));
         let mut calls: Vec<(String, BoxFuture<'static, Result<SiblingSet, String>>)> = order
             .into_iter()
-            .map(|node| (node.clone(), self.reach.read(node, collection, key)))
+            .map(|node| {
+                (
+                    node.clone(),
+                    self.reach.read(node, collection, key, deadline),
+                )
+            })
             .collect();
         let standby = calls.split_off(required.min(calls.len()));
         let speculate_at = Instant::now() + self.config.speculative_retry;
@@ -354,6 +392,7 @@ impl Coordinator {
         let (collection, key) = (collection.to_string(), key.to_string());
         let reach = self.reach.clone();
         let stats = self.stats.clone();
+        let repair_give_up = deadline + self.config.request_timeout;
         tokio::spawn(async move {
             while g.pending > 0 {
                 match tokio::time::timeout_at(deadline, g.rest.recv()).await {
@@ -370,7 +409,14 @@ impl Coordinator {
             for (node, _) in g.ok.iter().filter(|(_, s)| *s != merged) {
                 stats.read_repairs.fetch_add(1, Ordering::Relaxed);
                 match reach
-                    .write(node, &collection, &key, encoded.clone(), Durability::Memory)
+                    .write(
+                        node,
+                        &collection,
+                        &key,
+                        encoded.clone(),
+                        Durability::Memory,
+                        repair_give_up,
+                    )
                     .await
                 {
                     Ok(()) => tracing::debug!(%node, %collection, %key, "read repair"),
@@ -479,9 +525,21 @@ impl Coordinator {
                         &op.key,
                         minted.stored.clone(),
                         op.durability,
+                        deadline,
                     ),
                 ));
             }
+        }
+        // Replicas believed down get the write as a hint, delivered when they are back.
+        for node in replicas.all.iter().filter(|n| !replicas.live.contains(n)) {
+            let (reach, node, c, k, enc) = (
+                self.reach.clone(),
+                node.clone(),
+                op.collection.clone(),
+                op.key.clone(),
+                minted.stored.clone(),
+            );
+            tokio::spawn(async move { reach.hints.store(&node, &c, &k, enc).await });
         }
         let gathered = gather(calls, Vec::new(), required, deadline, deadline).await;
         if gathered.ok.len() >= required {

@@ -8,6 +8,18 @@ use std::sync::Mutex;
 
 use super::StorageError;
 
+/// Keyspaces kept beside the documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Space {
+    /// Writes waiting for a replica that was down (hinted handoff).
+    Hints,
+    /// Keys a replica is known to have missed and only repair can fix.
+    Repairs,
+}
+
+/// A list of `(key, value)` pairs read from an auxiliary keyspace.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What the storage pool needs from a key-value store; sled in production, memory in simulation.
 pub trait Engine: Send + Sync + 'static {
     /// Current value of a data key.
@@ -22,6 +34,14 @@ pub trait Engine: Send + Sync + 'static {
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
     /// Number of data keys and their total value bytes, by a full scan (startup only).
     fn scan_stats(&self) -> Result<(u64, u64), StorageError>;
+    /// Store an entry in an auxiliary keyspace.
+    fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
+    /// Remove an entry from an auxiliary keyspace.
+    fn aux_delete(&self, space: Space, key: &[u8]) -> Result<(), StorageError>;
+    /// Up to `limit` entries whose keys start with `prefix`, in key order.
+    fn aux_scan(&self, space: Space, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError>;
+    /// A number larger than every one returned before, also across restarts.
+    fn next_id(&self) -> Result<u64, StorageError>;
 }
 
 /// The production engine: sled, with data and metadata in separate trees.
@@ -29,6 +49,8 @@ pub struct SledEngine {
     db: sled::Db,
     data: sled::Tree,
     meta: sled::Tree,
+    hints: sled::Tree,
+    repairs: sled::Tree,
 }
 
 impl SledEngine {
@@ -48,7 +70,15 @@ impl SledEngine {
             .map_err(sled_err)?;
         let data = db.open_tree("data").map_err(sled_err)?;
         let meta = db.open_tree("meta").map_err(sled_err)?;
-        Ok(SledEngine { db, data, meta })
+        let hints = db.open_tree("hints").map_err(sled_err)?;
+        let repairs = db.open_tree("repairs").map_err(sled_err)?;
+        Ok(SledEngine {
+            db,
+            data,
+            meta,
+            hints,
+            repairs,
+        })
     }
 }
 
@@ -56,6 +86,15 @@ fn sled_err(e: sled::Error) -> StorageError {
     match e {
         sled::Error::Corruption { .. } => StorageError::Corrupt(e.to_string()),
         other => StorageError::Io(other.to_string()),
+    }
+}
+
+impl SledEngine {
+    fn space(&self, space: Space) -> &sled::Tree {
+        match space {
+            Space::Hints => &self.hints,
+            Space::Repairs => &self.repairs,
+        }
     }
 }
 
@@ -94,6 +133,30 @@ impl Engine for SledEngine {
         }
         Ok((keys, bytes))
     }
+
+    fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.space(space)
+            .insert(key, value)
+            .map_err(sled_err)
+            .map(|_| ())
+    }
+
+    fn aux_delete(&self, space: Space, key: &[u8]) -> Result<(), StorageError> {
+        self.space(space).remove(key).map_err(sled_err).map(|_| ())
+    }
+
+    fn aux_scan(&self, space: Space, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        let mut out = Vec::new();
+        for kv in self.space(space).scan_prefix(prefix).take(limit) {
+            let (k, v) = kv.map_err(sled_err)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn next_id(&self) -> Result<u64, StorageError> {
+        self.db.generate_id().map_err(sled_err)
+    }
 }
 
 /// An engine that lives in memory, for simulation tests; `flush` is a no-op.
@@ -101,6 +164,8 @@ impl Engine for SledEngine {
 pub struct MemEngine {
     data: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
     meta: Mutex<BTreeMap<String, Vec<u8>>>,
+    aux: Mutex<BTreeMap<(Space, Vec<u8>), Vec<u8>>>,
+    ids: std::sync::atomic::AtomicU64,
 }
 
 fn poisoned<T>(_: T) -> StorageError {
@@ -140,5 +205,35 @@ impl Engine for MemEngine {
     fn scan_stats(&self) -> Result<(u64, u64), StorageError> {
         let d = self.data.lock().map_err(poisoned)?;
         Ok((d.len() as u64, d.values().map(|v| v.len() as u64).sum()))
+    }
+
+    fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.aux
+            .lock()
+            .map_err(poisoned)?
+            .insert((space, key.to_vec()), value.to_vec());
+        Ok(())
+    }
+
+    fn aux_delete(&self, space: Space, key: &[u8]) -> Result<(), StorageError> {
+        self.aux
+            .lock()
+            .map_err(poisoned)?
+            .remove(&(space, key.to_vec()));
+        Ok(())
+    }
+
+    fn aux_scan(&self, space: Space, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        let aux = self.aux.lock().map_err(poisoned)?;
+        Ok(aux
+            .range((space, prefix.to_vec())..)
+            .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn next_id(&self) -> Result<u64, StorageError> {
+        Ok(self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
     }
 }

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::ring::{token_for, Token};
 use crate::version::{CausalContext, DecodeError, SiblingSet};
-pub use engine::{Engine, MemEngine, SledEngine};
+pub use engine::{Engine, MemEngine, Pairs, SledEngine, Space};
 
 /// Why a storage operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -110,6 +110,8 @@ pub struct Minted {
 type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 
 enum Job {
+    /// Anything else that needs the engine, off the async threads.
+    Run(Box<dyn FnOnce(&dyn Engine) + Send>),
     Read {
         key: Vec<u8>,
         reply: Reply<Option<Bytes>>,
@@ -168,6 +170,7 @@ pub struct Storage {
     engine: Arc<dyn Engine>,
     stats: Arc<Stats>,
     queue_depth: usize,
+    next_shard: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Storage {
@@ -205,6 +208,7 @@ impl Storage {
             engine,
             stats,
             queue_depth: config.queue_depth,
+            next_shard: Default::default(),
         })
     }
 
@@ -281,6 +285,25 @@ impl Storage {
             reply,
         })
         .await
+    }
+
+    /// Run `f` on a storage thread: for engine work other than document reads and writes.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Engine) -> Result<T, StorageError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Run(Box::new(move |e: &dyn Engine| {
+            let _ = tx.send(f(e));
+        }));
+        let shard =
+            &self.shards[self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len()];
+        shard.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => StorageError::Overloaded(self.queue_depth),
+            TrySendError::Disconnected(_) => StorageError::Stopped,
+        })?;
+        rx.await.map_err(|_| StorageError::Stopped)?
     }
 
     /// Wait until everything applied so far is durable, sharing the next group flush.
@@ -368,6 +391,7 @@ fn worker(
     };
     for job in jobs {
         match job {
+            Job::Run(f) => f(engine),
             Job::Read { key, reply } => {
                 let _ = reply.send(engine.get(&key).map(|v| v.map(Bytes::from)));
             }
@@ -507,6 +531,23 @@ mod tests {
         }
         fn scan_stats(&self) -> Result<(u64, u64), StorageError> {
             self.0.scan_stats()
+        }
+        fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+            self.0.aux_put(space, key, value)
+        }
+        fn aux_delete(&self, space: Space, key: &[u8]) -> Result<(), StorageError> {
+            self.0.aux_delete(space, key)
+        }
+        fn aux_scan(
+            &self,
+            space: Space,
+            prefix: &[u8],
+            limit: usize,
+        ) -> Result<Pairs, StorageError> {
+            self.0.aux_scan(space, prefix, limit)
+        }
+        fn next_id(&self) -> Result<u64, StorageError> {
+            self.0.next_id()
         }
     }
 

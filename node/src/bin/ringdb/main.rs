@@ -78,6 +78,12 @@ struct ServeArgs {
     /// write can lose in a crash. Durable writes never depend on it.
     #[arg(long, default_value_t = 1000)]
     background_flush_ms: u64,
+    /// Hints kept for one down replica; writes beyond are recorded as keys needing repair.
+    #[arg(long, default_value_t = 100_000)]
+    max_hints_per_target: u64,
+    /// Hints older than this many seconds are not delivered; their keys are recorded for repair.
+    #[arg(long, default_value_t = 3 * 3600)]
+    max_hint_age_secs: u64,
     /// How often peers are probed, in milliseconds.
     #[arg(long, default_value_t = 500)]
     probe_interval_ms: u64,
@@ -107,6 +113,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.coordinator.replication_factor = a.replication_factor;
     config.coordinator.request_timeout = Duration::from_millis(a.request_timeout_ms.max(1));
     config.coordinator.speculative_retry = Duration::from_millis(a.speculative_retry_ms);
+    config.hints.max_per_target = a.max_hints_per_target;
+    config.hints.max_age = Duration::from_secs(a.max_hint_age_secs);
     config.membership.probe_interval = Duration::from_millis(a.probe_interval_ms.max(10));
     config.membership.down_after = Duration::from_millis(a.down_after_ms.max(10));
     let node = server::start(config)

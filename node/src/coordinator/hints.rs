@@ -1,0 +1,332 @@
+//! Hinted handoff: a write a replica could not take (down, refused, no answer) is kept here
+//! as a hint and delivered, in order, once the replica answers again.
+//!
+//! Invariants kept here:
+//! - a hint holds the encoded sibling set the replica missed; delivering it is a merge, so
+//!   delivering twice or late is harmless;
+//! - hints for one target are stored under `target ‖ 0 ‖ id` with increasing ids and
+//!   replayed in that order, at most `replay_batch` per target per round;
+//! - nothing is dropped silently: a hint over the per-target bound, or older than
+//!   `max_age` when its turn comes, is recorded as a key that replica needs repaired.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ringdb_proto::v1::ReplicaWriteRequest;
+
+use crate::cluster::Membership;
+use crate::storage::{Space, Storage, StorageError};
+use crate::transport::Transport;
+
+/// Limits and pace of hinted handoff.
+#[derive(Debug, Clone)]
+pub struct HintConfig {
+    /// Hints kept per target replica; beyond it, keys are recorded for repair instead.
+    pub max_per_target: u64,
+    /// A hint older than this is not delivered; its key is recorded for repair.
+    pub max_age: Duration,
+    /// Pause between replay rounds.
+    pub replay_interval: Duration,
+    /// Hints delivered per target per round (bounds the replay rate).
+    pub replay_batch: usize,
+}
+
+impl Default for HintConfig {
+    fn default() -> Self {
+        HintConfig {
+            max_per_target: 100_000,
+            max_age: Duration::from_secs(3 * 3600),
+            replay_interval: Duration::from_millis(200),
+            replay_batch: 256,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One hint as stored: `created_ms ‖ len ‖ collection ‖ len ‖ key ‖ siblings`.
+struct Hint {
+    created_ms: u64,
+    collection: String,
+    key: String,
+    siblings: Bytes,
+}
+
+impl Hint {
+    fn encode(&self) -> Vec<u8> {
+        let mut v =
+            Vec::with_capacity(12 + self.collection.len() + self.key.len() + self.siblings.len());
+        v.extend_from_slice(&self.created_ms.to_be_bytes());
+        v.extend_from_slice(&(self.collection.len() as u16).to_be_bytes());
+        v.extend_from_slice(self.collection.as_bytes());
+        v.extend_from_slice(&(self.key.len() as u16).to_be_bytes());
+        v.extend_from_slice(self.key.as_bytes());
+        v.extend_from_slice(&self.siblings);
+        v
+    }
+
+    fn decode(raw: Vec<u8>) -> Option<Hint> {
+        let created_ms = u64::from_be_bytes(raw.get(..8)?.try_into().ok()?);
+        let clen = u16::from_be_bytes(raw.get(8..10)?.try_into().ok()?) as usize;
+        let collection = std::str::from_utf8(raw.get(10..10 + clen)?)
+            .ok()?
+            .to_string();
+        let at = 10 + clen;
+        let klen = u16::from_be_bytes(raw.get(at..at + 2)?.try_into().ok()?) as usize;
+        let key = std::str::from_utf8(raw.get(at + 2..at + 2 + klen)?)
+            .ok()?
+            .to_string();
+        let rest = at + 2 + klen;
+        let siblings = Bytes::from(raw).slice(rest..);
+        Some(Hint {
+            created_ms,
+            collection,
+            key,
+            siblings,
+        })
+    }
+}
+
+fn prefix(target: &str) -> Vec<u8> {
+    let mut p = target.as_bytes().to_vec();
+    p.push(0);
+    p
+}
+
+/// This node's hints for other replicas.
+pub struct Hints {
+    storage: Storage,
+    membership: Arc<Membership>,
+    config: HintConfig,
+    pending: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Hints {
+    /// Open the hints kept by an earlier run, counting them per target.
+    pub async fn open(
+        storage: Storage,
+        membership: Arc<Membership>,
+        config: HintConfig,
+    ) -> Result<Arc<Hints>, StorageError> {
+        let all = storage
+            .run(|e| e.aux_scan(Space::Hints, b"", usize::MAX))
+            .await?;
+        let mut pending = BTreeMap::new();
+        for (k, _) in all {
+            let target = k.split(|b| *b == 0).next().unwrap_or_default();
+            *pending
+                .entry(String::from_utf8_lossy(target).into_owned())
+                .or_insert(0u64) += 1;
+        }
+        let hints = Arc::new(Hints {
+            storage,
+            membership,
+            config,
+            pending: Mutex::new(pending),
+        });
+        hints.publish();
+        Ok(hints)
+    }
+
+    /// Hints waiting, over all targets.
+    pub fn pending(&self) -> u64 {
+        self.pending.lock().map(|p| p.values().sum()).unwrap_or(0)
+    }
+
+    /// Hints waiting for one target.
+    pub fn pending_for(&self, target: &str) -> u64 {
+        self.pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(target).copied())
+            .unwrap_or(0)
+    }
+
+    fn publish(&self) {
+        self.membership.set_own_hints(self.pending());
+    }
+
+    fn adjust(&self, target: &str, delta: i64) {
+        if let Ok(mut p) = self.pending.lock() {
+            let n = p.entry(target.to_string()).or_insert(0);
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                p.remove(target);
+            }
+        }
+        self.publish();
+    }
+
+    /// Keep `siblings` for `target` until it can take them.
+    pub async fn store(&self, target: &str, collection: &str, key: &str, siblings: Bytes) {
+        let hint = Hint {
+            created_ms: now_ms(),
+            collection: collection.to_string(),
+            key: key.to_string(),
+            siblings,
+        };
+        let result = if self.pending_for(target) >= self.config.max_per_target {
+            tracing::warn!(
+                target_node = target,
+                collection,
+                key,
+                "hint limit reached; key recorded for repair"
+            );
+            self.record_repair(target, collection, key, hint.created_ms)
+                .await
+        } else {
+            let mut k = prefix(target);
+            let value = hint.encode();
+            let r = self
+                .storage
+                .run(move |e| {
+                    k.extend_from_slice(&e.next_id()?.to_be_bytes());
+                    e.aux_put(Space::Hints, &k, &value)
+                })
+                .await;
+            if r.is_ok() {
+                self.adjust(target, 1);
+            }
+            r
+        };
+        if let Err(e) = result {
+            tracing::error!(target_node = target, collection, key, error = %e, "could not store hint");
+        }
+    }
+
+    async fn record_repair(
+        &self,
+        target: &str,
+        collection: &str,
+        key: &str,
+        created_ms: u64,
+    ) -> Result<(), StorageError> {
+        let mut k = prefix(target);
+        k.extend_from_slice(collection.as_bytes());
+        k.push(0);
+        k.extend_from_slice(key.as_bytes());
+        self.storage
+            .run(move |e| e.aux_put(Space::Repairs, &k, &created_ms.to_be_bytes()))
+            .await
+    }
+
+    /// Keys recorded as needing repair on `target` (for anti-entropy and operators).
+    pub async fn needs_repair(&self, target: &str) -> Result<Vec<(String, String)>, StorageError> {
+        let p = prefix(target);
+        let plen = p.len();
+        let rows = self
+            .storage
+            .run(move |e| e.aux_scan(Space::Repairs, &p, usize::MAX))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, _)| {
+                let rest = k.get(plen..)?;
+                let cut = rest.iter().position(|b| *b == 0)?;
+                Some((
+                    String::from_utf8_lossy(&rest[..cut]).into_owned(),
+                    String::from_utf8_lossy(&rest[cut + 1..]).into_owned(),
+                ))
+            })
+            .collect())
+    }
+
+    /// Deliver up to one batch of hints to every target that is up. Returns how many
+    /// were delivered.
+    pub async fn replay_once(&self, transport: &dyn Transport) -> usize {
+        let targets: Vec<String> = self
+            .pending
+            .lock()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut delivered = 0;
+        for target in targets {
+            if !self.membership.is_up(&target) {
+                continue;
+            }
+            let Some(addr) = self.membership.address(&target) else {
+                continue;
+            };
+            let p = prefix(&target);
+            let limit = self.config.replay_batch;
+            let batch = match self
+                .storage
+                .run(move |e| e.aux_scan(Space::Hints, &p, limit))
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read hints");
+                    continue;
+                }
+            };
+            for (k, v) in batch {
+                let Some(hint) = Hint::decode(v) else {
+                    tracing::error!(target_node = %target, "undecodable hint dropped");
+                    self.remove(&target, k).await;
+                    continue;
+                };
+                if now_ms().saturating_sub(hint.created_ms) > self.config.max_age.as_millis() as u64
+                {
+                    tracing::warn!(target_node = %target, collection = %hint.collection, key = %hint.key, "hint expired; key recorded for repair");
+                    if self
+                        .record_repair(&target, &hint.collection, &hint.key, hint.created_ms)
+                        .await
+                        .is_ok()
+                    {
+                        self.remove(&target, k).await;
+                    }
+                    continue;
+                }
+                let req = ReplicaWriteRequest {
+                    collection: hint.collection,
+                    key: hint.key,
+                    siblings: hint.siblings,
+                    durability: ringdb_proto::v1::Durability::Durable as i32,
+                };
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    transport.replica_write(&addr, req),
+                )
+                .await
+                {
+                    Ok(Ok(())) => {
+                        self.remove(&target, k).await;
+                        delivered += 1;
+                    }
+                    _ => break, // the target is not taking writes; keep order, try next round
+                }
+            }
+        }
+        delivered
+    }
+
+    async fn remove(&self, target: &str, key: Vec<u8>) {
+        if self
+            .storage
+            .run(move |e| e.aux_delete(Space::Hints, &key))
+            .await
+            .is_ok()
+        {
+            self.adjust(target, -1);
+        }
+    }
+
+    /// Replay hints forever; run as a background task.
+    pub async fn run(self: Arc<Self>, transport: Arc<dyn Transport>) {
+        loop {
+            let delivered = self.replay_once(transport.as_ref()).await;
+            if delivered > 0 {
+                tracing::info!(delivered, remaining = self.pending(), "hints delivered");
+            }
+            tokio::time::sleep(self.config.replay_interval).await;
+        }
+    }
+}
