@@ -159,12 +159,14 @@ impl Engine for SledEngine {
     }
 }
 
+type AuxMap = BTreeMap<(Space, Vec<u8>), Vec<u8>>;
+
 /// An engine that lives in memory, for simulation tests; `flush` is a no-op.
 #[derive(Default)]
 pub struct MemEngine {
     data: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
     meta: Mutex<BTreeMap<String, Vec<u8>>>,
-    aux: Mutex<BTreeMap<(Space, Vec<u8>), Vec<u8>>>,
+    aux: Mutex<AuxMap>,
     ids: std::sync::atomic::AtomicU64,
 }
 

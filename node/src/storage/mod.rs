@@ -107,11 +107,13 @@ pub struct Minted {
     pub context: CausalContext,
 }
 
+type EngineTask = Box<dyn FnOnce(&dyn Engine) + Send>;
+
 type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 
 enum Job {
     /// Anything else that needs the engine, off the async threads.
-    Run(Box<dyn FnOnce(&dyn Engine) + Send>),
+    Run(EngineTask),
     Read {
         key: Vec<u8>,
         reply: Reply<Option<Bytes>>,
