@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::api::admin::AdminService;
 use crate::api::client::ClientService;
 use crate::api::internode::InternodeService;
-use crate::cluster::{probe, Membership, MembershipConfig, STATUS_NORMAL};
+use crate::cluster::{gossip, Membership, MembershipConfig, STATUS_NORMAL};
 use crate::coordinator::hints::{HintConfig, Hints};
 use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
@@ -183,7 +183,7 @@ impl Assembled {
     ) -> Vec<JoinHandle<()>> {
         let storage = self.coordinator.storage().clone();
         vec![
-            tokio::spawn(probe::run(
+            tokio::spawn(gossip::run(
                 self.membership.clone(),
                 transport.clone(),
                 storage,
@@ -249,7 +249,7 @@ pub async fn assemble(
         status: STATUS_NORMAL.into(),
         ..Default::default()
     };
-    let mut known = probe::load_members(&storage).await;
+    let mut known = gossip::load_members(&storage).await;
     let tokens: Vec<Token> = match storage.get_meta(META_TOKENS).await? {
         Some(b) => b
             .chunks_exact(8)
@@ -258,7 +258,7 @@ pub async fn assemble(
         None => {
             // First start: learn the ring from the seeds, then take a fair share of it.
             let scout = Membership::new(me.clone(), known.clone(), config.membership.clone());
-            probe::learn_from_seeds(
+            gossip::learn_from_seeds(
                 &scout,
                 transport.as_ref(),
                 &config.seeds,
@@ -275,7 +275,7 @@ pub async fn assemble(
     };
     me.tokens = tokens;
     let membership = Arc::new(Membership::new(me, known, config.membership.clone()));
-    probe::persist(&membership, &storage).await;
+    gossip::persist(&membership, &storage).await;
 
     let actor = format!("{}.{}", config.node_id, incarnation);
     let hints = Hints::open(storage.clone(), membership.clone(), config.hints.clone()).await?;

@@ -91,7 +91,7 @@ impl NodeProc {
         cmd.args(["serve", "--node-id", &self.id, "--listen", &self.address])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--probe-interval-ms", "200", "--down-after-ms", "1000"])
+            .args(["--gossip-interval-ms", "200"])
             .args(&self.extra)
             .env("RINGDB_LOG", "info,ringdb_node=debug")
             .stdout(Stdio::null())
@@ -214,7 +214,8 @@ impl Cluster {
         cluster
     }
 
-    /// Wait until every running node sees every running node up and the others down.
+    /// Wait until every running node has every node in its ring, the running ones up and
+    /// the others down.
     pub async fn wait_all_up(&self) {
         for observer in self.nodes.iter().filter(|n| n.is_running()) {
             let client = observer.client().await;
@@ -232,9 +233,11 @@ impl Cluster {
                         let Ok(s) = c.status().await else {
                             return false;
                         };
-                        expected
-                            .iter()
-                            .all(|(id, up)| s.nodes.iter().any(|m| &m.id == id && m.up == *up))
+                        expected.iter().all(|(id, up)| {
+                            s.nodes
+                                .iter()
+                                .any(|m| &m.id == id && m.up == *up && m.ownership > 0.0)
+                        })
                     }
                 },
             )

@@ -19,7 +19,7 @@ use ringdb_node::transport::{Transport, TransportError};
 use ringdb_node::version::{CausalContext, SiblingSet};
 use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, ExchangeRequest, ExchangeResponse,
+    CoordinateWriteRequest, CoordinateWriteResponse, GossipAck, GossipAck2, GossipSyn,
     ReplicaReadRequest, ReplicaWriteRequest,
 };
 use tokio::task::JoinHandle;
@@ -149,13 +149,15 @@ impl Transport for SimTransport {
             .into_inner())
     }
 
-    async fn exchange(
-        &self,
-        to: &str,
-        req: ExchangeRequest,
-    ) -> Result<ExchangeResponse, TransportError> {
+    async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {
         let svc = self.net.deliver(&self.from, to).await?;
-        Ok(svc.exchange(tonic::Request::new(req)).await?.into_inner())
+        Ok(svc.gossip(tonic::Request::new(syn)).await?.into_inner())
+    }
+
+    async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        svc.gossip_finish(tonic::Request::new(ack2)).await?;
+        Ok(())
     }
 }
 
@@ -234,8 +236,7 @@ impl SimCluster {
             let id = format!("n{}", i + 1);
             let mut config = NodeConfig::new(&id, &id, "unused");
             config.coordinator.replication_factor = rf;
-            config.membership.probe_interval = Duration::from_millis(50);
-            config.membership.down_after = Duration::from_millis(300);
+            config.membership.gossip_interval = Duration::from_millis(50);
             config.seeds = vec!["n1".to_string()];
             tweak(&mut config);
             let transport: Arc<dyn Transport> = Arc::new(SimTransport {

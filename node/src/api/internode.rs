@@ -6,12 +6,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, ExchangeRequest, ExchangeResponse,
-    ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse,
+    CoordinateWriteRequest, CoordinateWriteResponse, GossipAck, GossipAck2, GossipAck2Response,
+    GossipSyn, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse,
 };
 use tonic::{Request, Response, Status};
 
-use crate::cluster::{probe, Membership};
+use crate::cluster::{gossip, Membership};
 use crate::coordinator::{Coordinator, Level, WriteOp};
 use crate::version::{CausalContext, SiblingSet};
 
@@ -89,15 +89,21 @@ impl Internode for InternodeService {
         }))
     }
 
-    async fn exchange(
+    async fn gossip(&self, req: Request<GossipSyn>) -> Result<Response<GossipAck>, Status> {
+        Ok(Response::new(gossip::answer_syn(
+            &self.membership,
+            &req.into_inner(),
+        )))
+    }
+
+    async fn gossip_finish(
         &self,
-        req: Request<ExchangeRequest>,
-    ) -> Result<Response<ExchangeResponse>, Status> {
-        let (resp, changed) = probe::answer(&self.membership, &req.into_inner());
-        if changed {
+        req: Request<GossipAck2>,
+    ) -> Result<Response<GossipAck2Response>, Status> {
+        if gossip::take_ack2(&self.membership, &req.into_inner()) {
             let (m, s) = (self.membership.clone(), self.coordinator.storage().clone());
-            tokio::spawn(async move { probe::persist(&m, &s).await });
+            tokio::spawn(async move { gossip::persist(&m, &s).await });
         }
-        Ok(Response::new(resp))
+        Ok(Response::new(GossipAck2Response {}))
     }
 }

@@ -1,58 +1,61 @@
 //! Cluster membership and topology as this node sees it: who the members are, their
-//! tokens, whether they answer, and the ring derived from them.
+//! tokens, whether they are alive, and the ring derived from them.
 //!
-//! This is the seam the coordinator depends on (`ring`, `is_up`, `address`). Today views
-//! spread by all-to-all probes seeded from `--seeds`; gossip with phi-accrual failure
-//! detection replaces the internals without changing that surface.
+//! This is the seam the coordinator depends on (`ring`, `is_up`, `address`). Views spread by
+//! gossip (`gossip`), and liveness comes from a phi-accrual detector over heartbeat arrivals
+//! (`phi`).
 //!
 //! Invariants kept here:
-//! - a member's state is replaced only by one with a higher incarnation, or by the same
-//!   incarnation once it has tokens; so views converge whatever order exchanges arrive in;
-//! - a member that stops answering is marked down but stays in the ring: a temporary
+//! - a member's state is replaced only by a newer one: higher (incarnation, heartbeat), or
+//!   the same incarnation once it has tokens; so views converge whatever order gossip
+//!   arrives in;
+//! - a member that stops heartbeating is marked down but stays in the ring: a temporary
 //!   failure is not a removal;
 //! - this node is always up in its own view.
 
-pub mod probe;
+pub mod gossip;
+pub mod phi;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use ringdb_proto::v1::MemberState;
+use ringdb_proto::v1::{Digest, MemberState};
 
 use crate::ring::{Ring, Token};
+use phi::PhiDetector;
 
 /// The only status until join and decommission arrive.
 pub const STATUS_NORMAL: &str = "NORMAL";
 
-/// Timing of liveness probes.
+/// Gossip pace and failure-detector sensitivity.
 #[derive(Debug, Clone)]
 pub struct MembershipConfig {
-    /// How often every peer is probed.
-    pub probe_interval: Duration,
-    /// A peer silent for this long is considered down.
-    pub down_after: Duration,
+    /// How often this node bumps its heartbeat and gossips.
+    pub gossip_interval: Duration,
+    /// Phi above which a member is considered down (Cassandra's and Akka's default is 8).
+    pub phi_threshold: f64,
 }
 
 impl Default for MembershipConfig {
     fn default() -> Self {
         MembershipConfig {
-            probe_interval: Duration::from_millis(500),
-            down_after: Duration::from_secs(2),
+            gossip_interval: Duration::from_secs(1),
+            phi_threshold: 8.0,
         }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Peer {
     state: MemberState,
-    up: bool,
-    last_ok: Option<Instant>,
+    detector: PhiDetector,
 }
 
 struct Inner {
     peers: BTreeMap<String, Peer>,
     ring: Arc<Ring>,
+    heartbeat: u64,
     own_load: (u64, u64),
     own_hints: u64,
 }
@@ -64,18 +67,22 @@ pub struct MemberView {
     pub id: String,
     /// Address clients and peers use.
     pub address: String,
-    /// Answering probes.
+    /// Heartbeats arriving (phi below the threshold).
     pub up: bool,
     /// NORMAL, JOINING, LEAVING or LEFT.
     pub status: String,
     /// Share of the token space it is first replica for.
     pub ownership: f64,
-    /// Keys it stores (as of its last exchange).
+    /// Keys it stores (as of its last gossiped state).
     pub keys: u64,
     /// Bytes it stores.
     pub bytes: u64,
     /// Hints it holds for others.
     pub hints: u64,
+}
+
+fn version(s: &MemberState) -> (u64, u64) {
+    (s.incarnation, s.heartbeat)
 }
 
 /// This node's view of the cluster.
@@ -86,7 +93,8 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// A view holding this node and the members it remembered from its last run.
+    /// A view holding this node and the members it remembered from its last run (which
+    /// count as down until they heartbeat).
     pub fn new(me: MemberState, known: Vec<MemberState>, config: MembershipConfig) -> Self {
         let m = Membership {
             me,
@@ -94,11 +102,14 @@ impl Membership {
             inner: RwLock::new(Inner {
                 peers: BTreeMap::new(),
                 ring: Arc::new(Ring::default()),
+                // Above 0, so this view's own state supersedes whatever a token-less first
+                // contact (a scout with heartbeat 0) left with the seeds.
+                heartbeat: 1,
                 own_load: (0, 0),
                 own_hints: 0,
             }),
         };
-        m.merge(&known);
+        m.merge_at(&known, None);
         m.rebuild_ring();
         m
     }
@@ -118,7 +129,7 @@ impl Membership {
         &self.me.tokens
     }
 
-    /// Timing settings.
+    /// Settings in force.
     pub fn config(&self) -> &MembershipConfig {
         &self.config
     }
@@ -136,9 +147,28 @@ impl Membership {
         self.read().ring.clone()
     }
 
-    /// Whether a node is believed to be answering.
+    /// Whether a node is believed alive.
     pub fn is_up(&self, id: &str) -> bool {
-        id == self.me.id || self.read().peers.get(id).is_some_and(|p| p.up)
+        if id == self.me.id {
+            return true;
+        }
+        let now = Instant::now();
+        self.read()
+            .peers
+            .get(id)
+            .is_some_and(|p| p.detector.phi(now) < self.config.phi_threshold)
+    }
+
+    /// The failure detector's current suspicion of a node (0 for this node).
+    pub fn phi(&self, id: &str) -> f64 {
+        if id == self.me.id {
+            return 0.0;
+        }
+        self.read()
+            .peers
+            .get(id)
+            .map(|p| p.detector.phi(Instant::now()))
+            .unwrap_or(f64::INFINITY)
     }
 
     /// Where to reach a node.
@@ -149,9 +179,19 @@ impl Membership {
         self.read().peers.get(id).map(|p| p.state.address.clone())
     }
 
-    /// Record this node's storage load, reported in exchanges and status.
+    /// Record this node's storage load, carried by its next heartbeat.
     pub fn set_own_load(&self, keys: u64, bytes: u64) {
         self.write().own_load = (keys, bytes);
+    }
+
+    /// Record how many hints this node holds for others.
+    pub fn set_own_hints(&self, hints: u64) {
+        self.write().own_hints = hints;
+    }
+
+    /// Advance this node's heartbeat (once per gossip round).
+    pub fn beat(&self) {
+        self.write().heartbeat += 1;
     }
 
     /// This node's state as it advertises it.
@@ -162,34 +202,89 @@ impl Membership {
             keys,
             bytes,
             hints: inner.own_hints,
+            heartbeat: inner.heartbeat,
             ..self.me.clone()
         }
     }
 
-    /// Record how many hints this node holds for others.
-    pub fn set_own_hints(&self, hints: u64) {
-        self.write().own_hints = hints;
-    }
-
-    /// Every member's state this node knows, itself included.
+    /// Every member's state this node knows, itself first.
     pub fn known_states(&self) -> Vec<MemberState> {
         let mut out = vec![self.own_state()];
         out.extend(self.read().peers.values().map(|p| p.state.clone()));
         out
     }
 
-    /// Peer addresses to probe.
-    pub fn peer_addresses(&self) -> Vec<(String, String)> {
+    /// `(id, address, up)` of every peer, for choosing whom to gossip with.
+    pub fn peers(&self) -> Vec<(String, String, bool)> {
+        let now = Instant::now();
         self.read()
             .peers
             .values()
-            .map(|p| (p.state.id.clone(), p.state.address.clone()))
+            .map(|p| {
+                (
+                    p.state.id.clone(),
+                    p.state.address.clone(),
+                    p.detector.phi(now) < self.config.phi_threshold,
+                )
+            })
             .collect()
     }
 
-    /// Fold states learned from a peer into this view. Returns whether anything durable
-    /// (a member, address or tokens) changed, so the caller can persist the view.
+    /// What this node knows, in brief: the first leg of a gossip round.
+    pub fn digests(&self) -> Vec<Digest> {
+        self.known_states()
+            .into_iter()
+            .map(|s| Digest {
+                id: s.id,
+                incarnation: s.incarnation,
+                heartbeat: s.heartbeat,
+            })
+            .collect()
+    }
+
+    /// Answer a peer's digests: the states it lacks or has older, and the ids whose state
+    /// it has newer than ours.
+    pub fn reconcile(&self, digests: &[Digest]) -> (Vec<MemberState>, Vec<String>) {
+        let mine = self.known_states();
+        let theirs: BTreeMap<&str, (u64, u64)> = digests
+            .iter()
+            .map(|d| (d.id.as_str(), (d.incarnation, d.heartbeat)))
+            .collect();
+        let send = mine
+            .iter()
+            .filter(|s| theirs.get(s.id.as_str()).is_none_or(|v| version(s) > *v))
+            .cloned()
+            .collect();
+        let wanted = digests
+            .iter()
+            .filter(|d| {
+                d.id != self.me.id
+                    && mine
+                        .iter()
+                        .find(|s| s.id == d.id)
+                        .is_none_or(|s| (d.incarnation, d.heartbeat) > version(s))
+            })
+            .map(|d| d.id.clone())
+            .collect();
+        (send, wanted)
+    }
+
+    /// The states of the given members, for the last leg of a gossip round.
+    pub fn states_of(&self, ids: &[String]) -> Vec<MemberState> {
+        self.known_states()
+            .into_iter()
+            .filter(|s| ids.contains(&s.id))
+            .collect()
+    }
+
+    /// Fold gossiped states into this view; a newer heartbeat counts as an arrival for the
+    /// failure detector. Returns whether anything durable (a member, address or tokens)
+    /// changed, so the caller can persist the view.
     pub fn merge(&self, states: &[MemberState]) -> bool {
+        self.merge_at(states, Some(Instant::now()))
+    }
+
+    fn merge_at(&self, states: &[MemberState], arrived: Option<Instant>) -> bool {
         let mut changed = false;
         {
             let mut inner = self.write();
@@ -199,24 +294,33 @@ impl Membership {
                 }
                 match inner.peers.get_mut(&s.id) {
                     None => {
+                        let mut detector = PhiDetector::new(self.config.gossip_interval);
+                        if let Some(t) = arrived {
+                            detector.heartbeat(t);
+                        }
                         inner.peers.insert(
                             s.id.clone(),
                             Peer {
                                 state: s.clone(),
-                                up: false,
-                                last_ok: None,
+                                detector,
                             },
                         );
                         changed = true;
                     }
                     Some(p) => {
-                        let newer = s.incarnation > p.state.incarnation
-                            || (s.incarnation == p.state.incarnation
-                                && p.state.tokens.is_empty()
-                                && !s.tokens.is_empty());
-                        if newer {
+                        let gained_tokens = s.incarnation == p.state.incarnation
+                            && p.state.tokens.is_empty()
+                            && !s.tokens.is_empty();
+                        if version(s) > version(&p.state) || gained_tokens {
                             changed |= p.state.address != s.address || p.state.tokens != s.tokens;
+                            if s.incarnation != p.state.incarnation {
+                                // A restart: old arrival intervals say nothing about the new process.
+                                p.detector = PhiDetector::new(self.config.gossip_interval);
+                            }
                             p.state = s.clone();
+                            if let Some(t) = arrived {
+                                p.detector.heartbeat(t);
+                            }
                         }
                     }
                 }
@@ -226,47 +330,6 @@ impl Membership {
             self.rebuild_ring();
         }
         changed
-    }
-
-    /// Record a peer's own report of itself (fresher load figures than third-party views).
-    pub fn heard_from(&self, state: &MemberState) -> bool {
-        let changed = self.merge(std::slice::from_ref(state));
-        let mut inner = self.write();
-        if let Some(p) = inner.peers.get_mut(&state.id) {
-            if p.state.incarnation == state.incarnation {
-                p.state.keys = state.keys;
-                p.state.bytes = state.bytes;
-                p.state.hints = state.hints;
-            }
-            p.up = true;
-            p.last_ok = Some(Instant::now());
-        }
-        changed
-    }
-
-    /// Record a failed probe of a peer; it goes down once silent for `down_after`.
-    pub fn probe_failed(&self, id: &str) {
-        let down_after = self.config.down_after;
-        let mut inner = self.write();
-        if let Some(p) = inner.peers.get_mut(id) {
-            if p.up && p.last_ok.is_none_or(|t| t.elapsed() >= down_after) {
-                tracing::warn!(node = id, "peer marked down");
-                p.up = false;
-            }
-        }
-    }
-
-    /// Mark peers down that have been silent too long even without a failed probe
-    /// (a probe that hangs never fails).
-    pub fn expire_silent(&self) {
-        let down_after = self.config.down_after;
-        let mut inner = self.write();
-        for (id, p) in inner.peers.iter_mut() {
-            if p.up && p.last_ok.is_none_or(|t| t.elapsed() >= down_after) {
-                tracing::warn!(node = %id, "peer silent, marked down");
-                p.up = false;
-            }
-        }
     }
 
     fn rebuild_ring(&self) {
@@ -301,7 +364,13 @@ impl Membership {
             hints: s.hints,
         };
         let mut out = vec![view(&self.own_state(), true)];
-        out.extend(self.read().peers.values().map(|p| view(&p.state, p.up)));
+        let now = Instant::now();
+        out.extend(
+            self.read()
+                .peers
+                .values()
+                .map(|p| view(&p.state, p.detector.phi(now) < self.config.phi_threshold)),
+        );
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
@@ -311,37 +380,83 @@ impl Membership {
 mod tests {
     use super::*;
 
-    fn state(id: &str, inc: u64, tokens: Vec<Token>) -> MemberState {
+    fn state(id: &str, inc: u64, hb: u64, tokens: Vec<Token>) -> MemberState {
         MemberState {
             id: id.into(),
             address: format!("{id}:1"),
             incarnation: inc,
+            heartbeat: hb,
             tokens,
             ..Default::default()
         }
     }
 
     #[test]
-    fn newer_incarnation_wins_and_ring_follows() {
-        let m = Membership::new(state("a", 1, vec![0]), vec![], MembershipConfig::default());
-        assert!(m.merge(&[state("b", 1, vec![])]));
+    fn newer_states_win_and_the_ring_follows() {
+        let m = Membership::new(
+            state("a", 1, 0, vec![0]),
+            vec![],
+            MembershipConfig::default(),
+        );
+        assert!(m.merge(&[state("b", 1, 1, vec![])]));
         assert_eq!(
             m.ring().nodes(),
             ["a"],
             "members without tokens are not in the ring"
         );
-        assert!(m.merge(&[state("b", 1, vec![100])]));
+        assert!(
+            m.merge(&[state("b", 1, 1, vec![100])]),
+            "same version, but now with tokens"
+        );
         assert_eq!(m.ring().nodes(), ["a", "b"]);
         assert!(
-            !m.merge(&[state("b", 0, vec![5])]),
+            !m.merge(&[state("b", 0, 9, vec![5])]),
             "older incarnation ignored"
         );
         assert_eq!(m.ring().tokens_of("b"), vec![100]);
-        assert!(
-            !m.is_up("b"),
-            "a member heard of but not heard from is not up"
+        assert!(m.is_up("b"), "a heartbeat just arrived");
+    }
+
+    #[test]
+    fn remembered_members_are_down_until_they_heartbeat() {
+        let m = Membership::new(
+            state("a", 1, 0, vec![0]),
+            vec![state("b", 1, 5, vec![9])],
+            MembershipConfig::default(),
         );
-        m.heard_from(&state("b", 1, vec![100]));
+        assert!(!m.is_up("b"));
+        m.merge(&[state("b", 1, 6, vec![9])]);
         assert!(m.is_up("b"));
+    }
+
+    #[test]
+    fn reconcile_sends_what_the_peer_lacks_and_asks_for_what_it_has_newer() {
+        let m = Membership::new(
+            state("a", 1, 0, vec![0]),
+            vec![],
+            MembershipConfig::default(),
+        );
+        m.merge(&[state("b", 1, 5, vec![1]), state("c", 1, 5, vec![2])]);
+        let digests = vec![
+            Digest {
+                id: "b".into(),
+                incarnation: 1,
+                heartbeat: 9,
+            }, // theirs newer
+            Digest {
+                id: "c".into(),
+                incarnation: 1,
+                heartbeat: 2,
+            }, // ours newer
+            Digest {
+                id: "d".into(),
+                incarnation: 1,
+                heartbeat: 1,
+            }, // unknown to us
+        ];
+        let (send, wanted) = m.reconcile(&digests);
+        let sent: Vec<&str> = send.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(sent, ["a", "c"]);
+        assert_eq!(wanted, ["b", "d"]);
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::internode_client::InternodeClient;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, ExchangeRequest, ExchangeResponse,
+    CoordinateWriteRequest, CoordinateWriteResponse, GossipAck, GossipAck2, GossipSyn,
     ReplicaReadRequest, ReplicaWriteRequest,
 };
 use tonic::transport::{Channel, Endpoint};
@@ -90,11 +90,12 @@ impl Transport for GrpcTransport {
         Ok(self.client(to)?.coordinate_write(req).await?.into_inner())
     }
 
-    async fn exchange(
-        &self,
-        to: &str,
-        req: ExchangeRequest,
-    ) -> Result<ExchangeResponse, TransportError> {
-        Ok(self.client(to)?.exchange(req).await?.into_inner())
+    async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {
+        Ok(self.client(to)?.gossip(syn).await?.into_inner())
+    }
+
+    async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError> {
+        self.client(to)?.gossip_finish(ack2).await?;
+        Ok(())
     }
 }

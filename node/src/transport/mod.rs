@@ -6,7 +6,7 @@ pub mod grpc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, ExchangeRequest, ExchangeResponse,
+    CoordinateWriteRequest, CoordinateWriteResponse, GossipAck, GossipAck2, GossipSyn,
     ReplicaWriteRequest,
 };
 
@@ -67,10 +67,8 @@ pub trait Transport: Send + Sync + 'static {
         to: &str,
         req: CoordinateWriteRequest,
     ) -> Result<CoordinateWriteResponse, TransportError>;
-    /// Swap membership views (the liveness probe).
-    async fn exchange(
-        &self,
-        to: &str,
-        req: ExchangeRequest,
-    ) -> Result<ExchangeResponse, TransportError>;
+    /// Gossip, first leg: send digests, get back newer states and what the peer wants.
+    async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError>;
+    /// Gossip, last leg: send the states the peer asked for.
+    async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError>;
 }

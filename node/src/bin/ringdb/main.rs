@@ -84,12 +84,12 @@ struct ServeArgs {
     /// Hints older than this many seconds are not delivered; their keys are recorded for repair.
     #[arg(long, default_value_t = 3 * 3600)]
     max_hint_age_secs: u64,
-    /// How often peers are probed, in milliseconds.
-    #[arg(long, default_value_t = 500)]
-    probe_interval_ms: u64,
-    /// A peer silent this long is considered down, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    down_after_ms: u64,
+    /// How often this node heartbeats and gossips, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    gossip_interval_ms: u64,
+    /// Failure-detector threshold: a peer whose phi exceeds it is considered down.
+    #[arg(long, default_value_t = 8.0)]
+    phi_threshold: f64,
 }
 
 fn init_logs() {
@@ -115,8 +115,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.coordinator.speculative_retry = Duration::from_millis(a.speculative_retry_ms);
     config.hints.max_per_target = a.max_hints_per_target;
     config.hints.max_age = Duration::from_secs(a.max_hint_age_secs);
-    config.membership.probe_interval = Duration::from_millis(a.probe_interval_ms.max(10));
-    config.membership.down_after = Duration::from_millis(a.down_after_ms.max(10));
+    config.membership.gossip_interval = Duration::from_millis(a.gossip_interval_ms.max(10));
+    config.membership.phi_threshold = a.phi_threshold;
     let node = server::start(config)
         .await
         .context("node failed to start")?;

@@ -1,0 +1,224 @@
+//! Gossip: every round this node bumps its heartbeat and swaps views with one random live
+//! peer (now and then also an unreachable one, and a seed), Cassandra-style:
+//! SYN (digests) → ACK (states the sender lacks, ids it has newer) → ACK2 (those states).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use ringdb_proto::v1::{GossipAck, GossipAck2, GossipSyn, MemberList, MemberState};
+
+use super::Membership;
+use crate::storage::Storage;
+use crate::transport::Transport;
+
+/// Metadata key under which the last known members are kept across restarts.
+pub const MEMBERS_META_KEY: &str = "members";
+
+/// Members remembered from the last run.
+pub async fn load_members(storage: &Storage) -> Vec<MemberState> {
+    match storage.get_meta(MEMBERS_META_KEY).await {
+        Ok(Some(bytes)) => MemberList::decode(bytes.as_slice())
+            .map(|l| l.members)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Remember the members so a restarted node knows the ring before anyone answers.
+pub async fn persist(membership: &Membership, storage: &Storage) {
+    let members: Vec<MemberState> = membership.known_states().into_iter().skip(1).collect();
+    if let Err(e) = storage
+        .put_meta(MEMBERS_META_KEY, MemberList { members }.encode_to_vec())
+        .await
+    {
+        tracing::warn!(error = %e, "could not persist membership");
+    }
+}
+
+/// First leg, at the receiver: answer a peer's digests.
+pub fn answer_syn(membership: &Membership, syn: &GossipSyn) -> GossipAck {
+    let (states, wanted) = membership.reconcile(&syn.digests);
+    GossipAck { states, wanted }
+}
+
+/// Last leg, at the receiver: take the states we asked for. Returns whether to persist.
+pub fn take_ack2(membership: &Membership, ack2: &GossipAck2) -> bool {
+    membership.merge(&ack2.states)
+}
+
+/// One gossip round with the node at `address`; `None` if it did not answer.
+pub async fn round(
+    membership: &Membership,
+    transport: &dyn Transport,
+    address: &str,
+    timeout: Duration,
+) -> Option<bool> {
+    let syn = GossipSyn {
+        from: membership.node_id().to_string(),
+        digests: membership.digests(),
+    };
+    let ack = match tokio::time::timeout(timeout, transport.gossip(address, syn)).await {
+        Ok(Ok(ack)) => ack,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = address, error = %e, "gossip failed");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let changed = membership.merge(&ack.states);
+    if !ack.wanted.is_empty() {
+        let ack2 = GossipAck2 {
+            states: membership.states_of(&ack.wanted),
+        };
+        let _ = tokio::time::timeout(timeout, transport.gossip_finish(address, ack2)).await;
+    }
+    Some(changed)
+}
+
+/// Gossip with the seeds until one answers or `patience` runs out. Used before a brand-new
+/// node picks its tokens, so it sees the ring first.
+pub async fn learn_from_seeds(
+    membership: &Membership,
+    transport: &dyn Transport,
+    seeds: &[String],
+    patience: Duration,
+) -> bool {
+    let seeds: Vec<&String> = seeds
+        .iter()
+        .filter(|s| s.as_str() != membership.address_of_self())
+        .collect();
+    if seeds.is_empty() {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        for seed in &seeds {
+            if round(membership, transport, seed, Duration::from_secs(1))
+                .await
+                .is_some()
+            {
+                return true;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(?seeds, "no seed answered; starting as a new cluster");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Whom to gossip with this round: one random live peer; an unreachable one with
+/// probability unreachable / (live + 1); a seed when nobody is live, or by chance when the
+/// live peer chosen is not a seed (so partitioned groups find each other again).
+fn choose_targets(membership: &Membership, seeds: &[String], rng: &mut impl Rng) -> Vec<String> {
+    let peers = membership.peers();
+    let live: Vec<&String> = peers
+        .iter()
+        .filter(|(_, _, up)| *up)
+        .map(|(_, a, _)| a)
+        .collect();
+    let down: Vec<&String> = peers
+        .iter()
+        .filter(|(_, _, up)| !*up)
+        .map(|(_, a, _)| a)
+        .collect();
+    let seeds: Vec<&String> = seeds
+        .iter()
+        .filter(|s| s.as_str() != membership.address_of_self())
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    if let Some(a) = live.choose(rng) {
+        out.push((*a).clone());
+    }
+    if !down.is_empty() && rng.gen_bool((down.len() as f64 / (live.len() as f64 + 1.0)).min(1.0)) {
+        if let Some(a) = down.choose(rng) {
+            out.push((*a).clone());
+        }
+    }
+    let talked_to_seed = out.iter().any(|a| seeds.iter().any(|s| *s == a));
+    if !talked_to_seed && (live.is_empty() || rng.gen_bool(1.0 / (live.len() as f64 + 1.0))) {
+        if let Some(s) = seeds.choose(rng) {
+            out.push((*s).clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Gossip forever; run as a background task.
+pub async fn run(
+    membership: Arc<Membership>,
+    transport: Arc<dyn Transport>,
+    storage: Storage,
+    seeds: Vec<String>,
+) {
+    let interval = membership.config().gossip_interval;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    loop {
+        ticker.tick().await;
+        let stats = storage.stats();
+        membership.set_own_load(
+            stats.keys.load(std::sync::atomic::Ordering::Relaxed),
+            stats.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        membership.beat();
+        let timeout = interval.max(Duration::from_millis(300));
+        let targets = choose_targets(&membership, &seeds, &mut rng);
+        let rounds = targets
+            .iter()
+            .map(|addr| round(&membership, transport.as_ref(), addr, timeout));
+        let changed = futures::future::join_all(rounds)
+            .await
+            .into_iter()
+            .any(|c| c == Some(true));
+        if changed {
+            persist(&membership, &storage).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::MembershipConfig;
+
+    fn state(id: &str) -> MemberState {
+        MemberState {
+            id: id.into(),
+            address: format!("{id}:1"),
+            incarnation: 1,
+            tokens: vec![1],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_restarted_node_that_knows_only_down_peers_still_gossips_with_them() {
+        // Remembered members are down until they heartbeat; no seed but ourselves.
+        let m = Membership::new(
+            state("a"),
+            vec![state("b"), state("c")],
+            MembershipConfig::default(),
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..100 {
+            let t = choose_targets(&m, &["a:1".to_string()], &mut rng);
+            assert_eq!(t.len(), 1, "{t:?}");
+            assert!(t[0] == "b:1" || t[0] == "c:1");
+        }
+    }
+
+    #[test]
+    fn an_isolated_new_node_gossips_with_a_seed() {
+        let m = Membership::new(state("a"), vec![], MembershipConfig::default());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        assert_eq!(choose_targets(&m, &["s:1".to_string()], &mut rng), ["s:1"]);
+    }
+}
