@@ -91,7 +91,11 @@ impl NodeProc {
         cmd.args(["serve", "--node-id", &self.id, "--listen", &self.address])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--gossip-interval-ms", "200"])
+            .args(if self.extra.iter().any(|a| a == "--gossip-interval-ms") {
+                &[][..]
+            } else {
+                &["--gossip-interval-ms", "200"][..]
+            })
             .args(&self.extra)
             .env("RINGDB_LOG", "info,ringdb_node=debug")
             .stdout(Stdio::null())

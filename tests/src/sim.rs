@@ -35,6 +35,8 @@ pub enum Link {
     Blackhole,
     /// Delivered after a delay.
     Slow(Duration),
+    /// Each message refused with this probability.
+    Lossy(f64),
 }
 
 #[derive(Default)]
@@ -75,6 +77,15 @@ impl SimNet {
         }
     }
 
+    /// Set every link between distinct nodes to `link`.
+    pub fn set_all(&self, nodes: &[String], link: Link) {
+        for a in nodes {
+            for b in nodes.iter().filter(|b| *b != a) {
+                self.set(a, b, link);
+            }
+        }
+    }
+
     /// Restore every link.
     pub fn heal(&self) {
         self.state.lock().unwrap().links.clear();
@@ -90,6 +101,13 @@ impl SimNet {
             }
             Link::Blackhole => std::future::pending::<()>().await,
             Link::Slow(d) => tokio::time::sleep(d).await,
+            Link::Lossy(p) => {
+                if rand::random::<f64>() < p {
+                    return Err(TransportError::Unreachable(format!(
+                        "{to}: message lost (simulated)"
+                    )));
+                }
+            }
         }
         self.state
             .lock()
@@ -274,19 +292,23 @@ impl SimCluster {
         self.nodes.iter().map(|n| n.id.clone()).collect()
     }
 
-    /// Wait until, for every observer and target, `observer` sees `target` up exactly when
+    /// Whether every node has every node in its ring and sees each up exactly when
     /// `expect_up(observer, target)`.
+    pub fn views_are(&self, expect_up: impl Fn(&str, &str) -> bool) -> bool {
+        self.nodes.iter().all(|o| {
+            o.membership.ring().nodes().len() == self.nodes.len()
+                && self
+                    .nodes
+                    .iter()
+                    .all(|t| o.membership.is_up(&t.id) == expect_up(&o.id, &t.id))
+        })
+    }
+
+    /// Wait until `views_are(expect_up)`.
     pub async fn wait_views(&self, expect_up: impl Fn(&str, &str) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let ok = self.nodes.iter().all(|o| {
-                o.membership.ring().nodes().len() == self.nodes.len()
-                    && self
-                        .nodes
-                        .iter()
-                        .all(|t| o.membership.is_up(&t.id) == expect_up(&o.id, &t.id))
-            });
-            if ok {
+            if self.views_are(&expect_up) {
                 return;
             }
             assert!(

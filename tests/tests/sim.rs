@@ -233,3 +233,54 @@ async fn a_slow_replica_does_not_hold_up_a_quorum_read() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_converges_despite_losing_a_third_of_all_messages() {
+    let c = SimCluster::start(6, 3).await;
+    c.net.set_all(&c.ids(), Link::Lossy(0.33));
+    // A node that dies is noticed by everyone even though gossip about it is lossy...
+    c.net.isolate("n6", &c.ids(), Link::Refused);
+    c.wait_views(|o, t| o == t || (o != "n6" && t != "n6"))
+        .await;
+    // ...and when it comes back, everyone sees it again.
+    c.net.set_all(&c.ids(), Link::Lossy(0.33));
+    c.wait_views(|_, _| true).await;
+    // With heartbeats still flowing at this loss rate, nobody is wrongly marked down.
+    for _ in 0..20 {
+        assert!(
+            c.views_are(|_, _| true),
+            "a live node was suspected under message loss"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_are_replayed_over_a_lossy_network() {
+    let c = SimCluster::start(3, 3).await;
+    c.net.isolate("n3", &c.ids(), Link::Refused);
+    c.wait_views(|o, t| o == t || (o != "n3" && t != "n3"))
+        .await;
+    for i in 0..30 {
+        c.node("n1")
+            .put(&format!("l{i}"), "{}", none(), Level::Quorum)
+            .await
+            .unwrap();
+    }
+    c.net.set_all(&c.ids(), Link::Lossy(0.3));
+    wait_for("hints delivered through loss", async || {
+        c.node("n1").coordinator.hints().pending() == 0
+    })
+    .await;
+    for i in 0..30 {
+        assert_eq!(
+            c.node("n3")
+                .local(&format!("l{i}"))
+                .await
+                .live_values()
+                .count(),
+            1,
+            "l{i}"
+        );
+    }
+}

@@ -139,7 +139,7 @@ fn choose_targets(membership: &Membership, seeds: &[String], rng: &mut impl Rng)
             out.push((*a).clone());
         }
     }
-    let talked_to_seed = out.iter().any(|a| seeds.iter().any(|s| *s == a));
+    let talked_to_seed = out.iter().any(|a| seeds.contains(&a));
     if !talked_to_seed && (live.is_empty() || rng.gen_bool(1.0 / (live.len() as f64 + 1.0))) {
         if let Some(s) = seeds.choose(rng) {
             out.push((*s).clone());
