@@ -246,8 +246,23 @@ impl SimCluster {
         Self::start_with(n, rf, |_| {}).await
     }
 
+    /// Start `n` nodes gossiping every `interval_ms`, without waiting for their views to
+    /// agree (for measuring how long that takes).
+    pub async fn start_unsettled(n: usize, rf: usize, interval_ms: u64) -> SimCluster {
+        Self::build(n, rf, |c| {
+            c.membership.gossip_interval = Duration::from_millis(interval_ms)
+        })
+        .await
+    }
+
     /// Like `start`, with `tweak` applied to every node's configuration.
     pub async fn start_with(n: usize, rf: usize, tweak: impl Fn(&mut NodeConfig)) -> SimCluster {
+        let cluster = Self::build(n, rf, tweak).await;
+        cluster.wait_views(|_, _| true).await;
+        cluster
+    }
+
+    async fn build(n: usize, rf: usize, tweak: impl Fn(&mut NodeConfig)) -> SimCluster {
         let net = SimNet::default();
         let mut nodes: Vec<SimNode> = Vec::new();
         for i in 0..n {
@@ -282,9 +297,7 @@ impl SimCluster {
                 background,
             });
         }
-        let cluster = SimCluster { net, nodes };
-        cluster.wait_views(|_, _| true).await;
-        cluster
+        SimCluster { net, nodes }
     }
 
     /// Ids of every node.
