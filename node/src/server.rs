@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::api::admin::AdminService;
 use crate::api::client::ClientService;
 use crate::api::internode::InternodeService;
-use crate::cluster::{gossip, Membership, MembershipConfig, STATUS_NORMAL};
+use crate::cluster::{gossip, join, Membership, MembershipConfig, STATUS_JOINING, STATUS_NORMAL};
 use crate::coordinator::hints::{HintConfig, Hints};
 use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
@@ -175,22 +175,33 @@ impl Assembled {
         InternodeService::new(self.coordinator.clone(), self.membership.clone())
     }
 
-    /// Start the background work (peer probes, hint replay); the tasks run until aborted.
+    /// Start the background work (gossip, hint replay, and finishing a join); the tasks
+    /// run until aborted.
     pub fn spawn_background(
         &self,
         transport: Arc<dyn Transport>,
         seeds: Vec<String>,
     ) -> Vec<JoinHandle<()>> {
         let storage = self.coordinator.storage().clone();
-        vec![
+        let mut tasks = vec![
             tokio::spawn(gossip::run(
                 self.membership.clone(),
                 transport.clone(),
-                storage,
+                storage.clone(),
                 seeds,
             )),
-            tokio::spawn(self.coordinator.hints().clone().run(transport)),
-        ]
+            tokio::spawn(self.coordinator.hints().clone().run(transport.clone())),
+        ];
+        if self.membership.own_status() == STATUS_JOINING {
+            let rf = self.coordinator.config().replication_factor;
+            tasks.push(tokio::spawn(join::run(
+                self.membership.clone(),
+                storage,
+                transport,
+                rf,
+            )));
+        }
+        tasks
     }
 }
 
@@ -250,11 +261,19 @@ pub async fn assemble(
         ..Default::default()
     };
     let mut known = gossip::load_members(&storage).await;
-    let tokens: Vec<Token> = match storage.get_meta(META_TOKENS).await? {
-        Some(b) => b
-            .chunks_exact(8)
-            .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect(),
+    let (tokens, status): (Vec<Token>, String) = match storage.get_meta(META_TOKENS).await? {
+        Some(b) => {
+            let tokens = b
+                .chunks_exact(8)
+                .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            let status = storage
+                .get_meta(join::STATUS_META_KEY)
+                .await?
+                .map(|s| String::from_utf8_lossy(&s).into_owned())
+                .unwrap_or_else(|| STATUS_NORMAL.to_string());
+            (tokens, status)
+        }
         None => {
             // First start: learn the ring from the seeds, then take a fair share of it.
             let scout = Membership::new(me.clone(), known.clone(), config.membership.clone());
@@ -268,11 +287,21 @@ pub async fn assemble(
             known = scout.known_states().into_iter().skip(1).collect();
             let ring = Ring::new(known.iter().map(|s| (s.id.clone(), s.tokens.clone())));
             let tokens = ring.allocate_tokens(&config.node_id, config.vnodes);
+            // Joining a cluster that has data means streaming it first; a new cluster is ready.
+            let status = if ring.is_empty() {
+                STATUS_NORMAL
+            } else {
+                STATUS_JOINING
+            };
+            storage
+                .put_meta(join::STATUS_META_KEY, status.as_bytes().to_vec())
+                .await?;
             let raw: Vec<u8> = tokens.iter().flat_map(|t| t.to_be_bytes()).collect();
             storage.put_meta(META_TOKENS, raw).await?;
-            tokens
+            (tokens, status.to_string())
         }
     };
+    me.status = status;
     me.tokens = tokens;
     let membership = Arc::new(Membership::new(me, known, config.membership.clone()));
     gossip::persist(&membership, &storage).await;

@@ -155,17 +155,28 @@ impl NodeProc {
         self.wait_serving().await;
     }
 
-    async fn wait_serving(&self) {
+    /// Wait until the node serves and calls itself NORMAL (done joining); on timeout the
+    /// panic message carries the node's log.
+    pub async fn wait_serving(&self) {
         let client = self.client().await;
-        wait_until(
-            Duration::from_secs(30),
-            &format!("{} to serve", self.id),
-            || {
-                let c = client.clone();
-                async move { c.status().await.is_ok() }
-            },
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if client.status().await.is_ok_and(|s| {
+                s.nodes
+                    .iter()
+                    .any(|m| m.id == self.id && m.status == "NORMAL")
+            }) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{} did not serve as NORMAL within 60 s; its log:\n{}",
+                    self.id,
+                    self.log_tail(60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Last lines of the log, for failure reports.
@@ -216,6 +227,25 @@ impl Cluster {
         let cluster = Cluster { nodes, _dir: dir };
         cluster.wait_all_up().await;
         cluster
+    }
+
+    /// Start one more node (seeded by the first) and wait until it has joined (NORMAL).
+    pub async fn add_node(&mut self) -> &NodeProc {
+        let id = format!("n{}", self.nodes.len() + 1);
+        let mut node = NodeProc {
+            data_dir: self._dir.path().join(&id),
+            log: self._dir.path().join(format!("{id}.log")),
+            address: format!("127.0.0.1:{}", free_port()),
+            seeds: vec![self.nodes[0].address.clone()],
+            extra: self.nodes[0].extra.clone(),
+            child: None,
+            id,
+        };
+        node.spawn();
+        self.nodes.push(node);
+        let node = self.nodes.last().expect("just pushed");
+        node.wait_serving().await;
+        node
     }
 
     /// Wait until every running node has every node in its ring, the running ones up and

@@ -19,8 +19,8 @@ use ringdb_node::transport::{Transport, TransportError};
 use ringdb_node::version::{CausalContext, SiblingSet};
 use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, GossipAck, GossipAck2, GossipSyn,
-    ReplicaReadRequest, ReplicaWriteRequest,
+    CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
+    GossipAck, GossipAck2, GossipSyn, ReplicaReadRequest, ReplicaWriteRequest,
 };
 use tokio::task::JoinHandle;
 
@@ -167,6 +167,18 @@ impl Transport for SimTransport {
             .into_inner())
     }
 
+    async fn fetch_range(
+        &self,
+        to: &str,
+        req: FetchRangeRequest,
+    ) -> Result<FetchRangeResponse, TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        Ok(svc
+            .fetch_range(tonic::Request::new(req))
+            .await?
+            .into_inner())
+    }
+
     async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {
         let svc = self.net.deliver(&self.from, to).await?;
         Ok(svc.gossip(tonic::Request::new(syn)).await?.into_inner())
@@ -290,6 +302,15 @@ impl SimCluster {
                 .services
                 .insert(id.clone(), Arc::new(parts.internode_service()));
             let background = parts.spawn_background(transport, config.seeds.clone());
+            // One topology change at a time: wait until this node has finished joining.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while parts.membership.own_status() != ringdb_node::cluster::STATUS_NORMAL {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{id} did not finish joining"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             nodes.push(SimNode {
                 id,
                 coordinator: parts.coordinator,

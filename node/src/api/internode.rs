@@ -6,8 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, GossipAck, GossipAck2, GossipAck2Response,
-    GossipSyn, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse,
+    CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
+    GossipAck, GossipAck2, GossipAck2Response, GossipSyn, RangeEntry, ReplicaReadRequest,
+    ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -86,6 +87,40 @@ impl Internode for InternodeService {
         Ok(Response::new(CoordinateWriteResponse {
             context: Bytes::from(reply.context.encode()),
             acknowledged_by: reply.acknowledged_by,
+        }))
+    }
+
+    async fn fetch_range(
+        &self,
+        req: Request<FetchRangeRequest>,
+    ) -> Result<Response<FetchRangeResponse>, Status> {
+        let r = req.into_inner();
+        let limit = r.limit.clamp(1, 10_000) as usize;
+        let after = (!r.after.is_empty()).then(|| r.after.to_vec());
+        let entries = self
+            .coordinator
+            .storage()
+            .scan_tokens(r.first, r.last, after, limit)
+            .await
+            .map_err(crate::error::Error::from)?;
+        let next_after = if entries.len() == limit {
+            entries
+                .last()
+                .map(|e| e.storage_key.clone())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(FetchRangeResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| RangeEntry {
+                    collection: e.collection,
+                    key: e.key,
+                    siblings: e.siblings,
+                })
+                .collect(),
+            next_after: next_after.into(),
         }))
     }
 

@@ -14,6 +14,7 @@
 //! - this node is always up in its own view.
 
 pub mod gossip;
+pub mod join;
 pub mod phi;
 
 use std::collections::BTreeMap;
@@ -25,8 +26,10 @@ use ringdb_proto::v1::{Digest, MemberState};
 use crate::ring::{Ring, Token};
 use phi::PhiDetector;
 
-/// The only status until join and decommission arrive.
+/// A member that owns its tokens and serves reads.
 pub const STATUS_NORMAL: &str = "NORMAL";
+/// A member streaming the data of its new ranges; it receives writes but serves no reads.
+pub const STATUS_JOINING: &str = "JOINING";
 
 /// Gossip pace and failure-detector sensitivity.
 #[derive(Debug, Clone)]
@@ -55,6 +58,9 @@ struct Peer {
 struct Inner {
     peers: BTreeMap<String, Peer>,
     ring: Arc<Ring>,
+    /// The ring once joining members own their tokens; `None` when nobody is joining.
+    pending: Option<Arc<Ring>>,
+    own_status: String,
     heartbeat: u64,
     own_load: (u64, u64),
     own_hints: u64,
@@ -102,6 +108,8 @@ impl Membership {
             inner: RwLock::new(Inner {
                 peers: BTreeMap::new(),
                 ring: Arc::new(Ring::default()),
+                pending: None,
+                own_status: String::new(),
                 // Above 0, so this view's own state supersedes whatever a token-less first
                 // contact (a scout with heartbeat 0) left with the seeds.
                 heartbeat: 1,
@@ -109,6 +117,7 @@ impl Membership {
                 own_hints: 0,
             }),
         };
+        m.write().own_status = m.me.status.clone();
         m.merge_at(&known, None);
         m.rebuild_ring();
         m
@@ -142,9 +151,26 @@ impl Membership {
         self.inner.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The current ring snapshot; cheap to take per request.
+    /// The ring of members that serve reads; cheap to take per request.
     pub fn ring(&self) -> Arc<Ring> {
         self.read().ring.clone()
+    }
+
+    /// The ring as it will be once joining members own their tokens, while any member is
+    /// joining: their ranges' writes must reach them too.
+    pub fn pending_ring(&self) -> Option<Arc<Ring>> {
+        self.read().pending.clone()
+    }
+
+    /// This node's status as it advertises it.
+    pub fn own_status(&self) -> String {
+        self.read().own_status.clone()
+    }
+
+    /// Change this node's status (JOINING to NORMAL); gossip spreads it.
+    pub fn set_own_status(&self, status: &str) {
+        self.write().own_status = status.to_string();
+        self.rebuild_ring();
     }
 
     /// Whether a node is believed alive.
@@ -203,6 +229,7 @@ impl Membership {
             bytes,
             hints: inner.own_hints,
             heartbeat: inner.heartbeat,
+            status: inner.own_status.clone(),
             ..self.me.clone()
         }
     }
@@ -312,7 +339,9 @@ impl Membership {
                             && p.state.tokens.is_empty()
                             && !s.tokens.is_empty();
                         if version(s) > version(&p.state) || gained_tokens {
-                            changed |= p.state.address != s.address || p.state.tokens != s.tokens;
+                            changed |= p.state.address != s.address
+                                || p.state.tokens != s.tokens
+                                || p.state.status != s.status;
                             if s.incarnation != p.state.incarnation {
                                 // A restart: old arrival intervals say nothing about the new process.
                                 p.detector = PhiDetector::new(self.config.gossip_interval);
@@ -334,15 +363,31 @@ impl Membership {
 
     fn rebuild_ring(&self) {
         let mut inner = self.write();
-        let mut members: Vec<(String, Vec<Token>)> =
-            vec![(self.me.id.clone(), self.me.tokens.clone())];
-        members.extend(
-            inner
-                .peers
-                .values()
-                .map(|p| (p.state.id.clone(), p.state.tokens.clone())),
-        );
-        inner.ring = Arc::new(Ring::new(members));
+        let mut all: Vec<(String, Vec<Token>, bool)> = vec![(
+            self.me.id.clone(),
+            self.me.tokens.clone(),
+            inner.own_status == STATUS_JOINING,
+        )];
+        all.extend(inner.peers.values().map(|p| {
+            (
+                p.state.id.clone(),
+                p.state.tokens.clone(),
+                p.state.status == STATUS_JOINING,
+            )
+        }));
+        let serving = all
+            .iter()
+            .filter(|(_, _, joining)| !joining)
+            .map(|(id, t, _)| (id.clone(), t.clone()));
+        inner.ring = Arc::new(Ring::new(serving));
+        inner.pending = all
+            .iter()
+            .any(|(_, t, joining)| *joining && !t.is_empty())
+            .then(|| {
+                Arc::new(Ring::new(
+                    all.iter().map(|(id, t, _)| (id.clone(), t.clone())),
+                ))
+            });
     }
 
     /// Every member with its liveness, status, ownership and load.

@@ -218,6 +218,8 @@ fn now_ms() -> u64 {
 struct Replicas {
     all: Vec<String>,
     live: Vec<String>,
+    /// Joining nodes that will replicate the key: they get its writes, which do not count.
+    pending: Vec<String>,
 }
 
 impl Coordinator {
@@ -272,18 +274,29 @@ impl Coordinator {
     }
 
     fn replicas(&self, collection: &str, key: &str) -> Replicas {
+        let token = token_for(collection, key);
+        let n = self.config.replication_factor;
         let ring = self.membership.ring();
         let all: Vec<String> = ring
-            .preference_list(token_for(collection, key), self.config.replication_factor)
+            .preference_list(token, n)
             .into_iter()
             .map(String::from)
             .collect();
         let live = all
             .iter()
-            .filter(|n| self.membership.is_up(n))
+            .filter(|node| self.membership.is_up(node))
             .cloned()
             .collect();
-        Replicas { all, live }
+        let pending = match self.membership.pending_ring() {
+            Some(p) => p
+                .preference_list(token, n)
+                .into_iter()
+                .filter(|x| !all.iter().any(|a| a == x))
+                .map(String::from)
+                .collect(),
+            None => Vec::new(),
+        };
+        Replicas { all, live, pending }
     }
 
     fn check_available(
@@ -530,8 +543,24 @@ impl Coordinator {
                 ));
             }
         }
+        // Joining replicas-to-be get the write too, uncounted (a failure becomes a hint).
+        for node in replicas.pending.iter().filter(|n| self.membership.is_up(n)) {
+            tokio::spawn(self.reach.write(
+                node,
+                &op.collection,
+                &op.key,
+                minted.stored.clone(),
+                op.durability,
+                deadline,
+            ));
+        }
         // Replicas believed down get the write as a hint, delivered when they are back.
-        for node in replicas.all.iter().filter(|n| !replicas.live.contains(n)) {
+        let down = replicas
+            .all
+            .iter()
+            .chain(&replicas.pending)
+            .filter(|n| !self.membership.is_up(n));
+        for node in down {
             let (reach, node, c, k, enc) = (
                 self.reach.clone(),
                 node.clone(),

@@ -42,6 +42,8 @@ pub trait Engine: Send + Sync + 'static {
     fn aux_scan(&self, space: Space, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError>;
     /// A number larger than every one returned before, also across restarts.
     fn next_id(&self) -> Result<u64, StorageError>;
+    /// Up to `limit` data entries with keys in `[from, to]`, in key order.
+    fn scan_data(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Pairs, StorageError>;
 }
 
 /// The production engine: sled, with data and metadata in separate trees.
@@ -157,6 +159,15 @@ impl Engine for SledEngine {
     fn next_id(&self) -> Result<u64, StorageError> {
         self.db.generate_id().map_err(sled_err)
     }
+
+    fn scan_data(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        let mut out = Vec::new();
+        for kv in self.data.range(from..=to).take(limit) {
+            let (k, v) = kv.map_err(sled_err)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
 }
 
 type AuxMap = BTreeMap<(Space, Vec<u8>), Vec<u8>>;
@@ -237,5 +248,13 @@ impl Engine for MemEngine {
 
     fn next_id(&self) -> Result<u64, StorageError> {
         Ok(self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+    }
+
+    fn scan_data(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        let d = self.data.lock().map_err(poisoned)?;
+        Ok(d.range(from.to_vec()..=to.to_vec())
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }

@@ -75,10 +75,40 @@ impl Default for PoolConfig {
     }
 }
 
+fn token_prefix(token: Token) -> [u8; 8] {
+    ((token as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// A stored document entry found by a range scan.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its engine key (resume a scan after it).
+    pub storage_key: Vec<u8>,
+    /// Collection name.
+    pub collection: String,
+    /// Document key.
+    pub key: String,
+    /// The encoded sibling set.
+    pub siblings: Bytes,
+}
+
+fn parse_entry(k: Vec<u8>, v: Vec<u8>) -> Option<Entry> {
+    let rest = k.get(8..)?;
+    let cut = rest.iter().position(|b| *b == 0)?;
+    let collection = std::str::from_utf8(&rest[..cut]).ok()?.to_string();
+    let key = std::str::from_utf8(&rest[cut + 1..]).ok()?.to_string();
+    Some(Entry {
+        storage_key: k,
+        collection,
+        key,
+        siblings: Bytes::from(v),
+    })
+}
+
 /// The engine key of a document: order-preserving token prefix, then its address.
 pub fn storage_key(token: Token, collection: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + collection.len() + 1 + key.len());
-    k.extend_from_slice(&((token as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&token_prefix(token));
     k.extend_from_slice(collection.as_bytes());
     k.push(0);
     k.extend_from_slice(key.as_bytes());
@@ -306,6 +336,31 @@ impl Storage {
             TrySendError::Disconnected(_) => StorageError::Stopped,
         })?;
         rx.await.map_err(|_| StorageError::Stopped)?
+    }
+
+    /// Up to `limit` documents whose tokens lie in `[first, last]` (no wrap-around), in
+    /// token order, starting after engine key `after` when given.
+    pub async fn scan_tokens(
+        &self,
+        first: Token,
+        last: Token,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let from = match after {
+            Some(mut a) => {
+                a.push(0);
+                a
+            }
+            None => token_prefix(first).to_vec(),
+        };
+        let mut to = token_prefix(last).to_vec();
+        to.extend_from_slice(&[0xff; 8]);
+        let rows = self.run(move |e| e.scan_data(&from, &to, limit)).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, v)| parse_entry(k, v))
+            .collect())
     }
 
     /// Wait until everything applied so far is durable, sharing the next group flush.
@@ -550,6 +605,9 @@ mod tests {
         }
         fn next_id(&self) -> Result<u64, StorageError> {
             self.0.next_id()
+        }
+        fn scan_data(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+            self.0.scan_data(from, to, limit)
         }
     }
 

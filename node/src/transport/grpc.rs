@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::internode_client::InternodeClient;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, GossipAck, GossipAck2, GossipSyn,
-    ReplicaReadRequest, ReplicaWriteRequest,
+    CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
+    GossipAck, GossipAck2, GossipSyn, ReplicaReadRequest, ReplicaWriteRequest,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -88,6 +88,14 @@ impl Transport for GrpcTransport {
         req: CoordinateWriteRequest,
     ) -> Result<CoordinateWriteResponse, TransportError> {
         Ok(self.client(to)?.coordinate_write(req).await?.into_inner())
+    }
+
+    async fn fetch_range(
+        &self,
+        to: &str,
+        req: FetchRangeRequest,
+    ) -> Result<FetchRangeResponse, TransportError> {
+        Ok(self.client(to)?.fetch_range(req).await?.into_inner())
     }
 
     async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {

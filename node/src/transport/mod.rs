@@ -6,8 +6,8 @@ pub mod grpc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, GossipAck, GossipAck2, GossipSyn,
-    ReplicaWriteRequest,
+    CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
+    GossipAck, GossipAck2, GossipSyn, ReplicaWriteRequest,
 };
 
 /// Why a peer call failed.
@@ -67,6 +67,12 @@ pub trait Transport: Send + Sync + 'static {
         to: &str,
         req: CoordinateWriteRequest,
     ) -> Result<CoordinateWriteResponse, TransportError>;
+    /// One page of a replica's documents in a token range.
+    async fn fetch_range(
+        &self,
+        to: &str,
+        req: FetchRangeRequest,
+    ) -> Result<FetchRangeResponse, TransportError>;
     /// Gossip, first leg: send digests, get back newer states and what the peer wants.
     async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError>;
     /// Gossip, last leg: send the states the peer asked for.

@@ -140,7 +140,12 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
                 stop_all(&mut nodes).await;
                 bail!("node exited during start ({status}); see {log}");
             }
-            if node_status(&node.address).await.is_some() {
+            // One topology change at a time: the next node starts once this one is NORMAL.
+            let me = node.id.clone();
+            let normal = node_status(&node.address)
+                .await
+                .is_some_and(|s| s.nodes.iter().any(|m| m.id == me && m.status == "NORMAL"));
+            if normal {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
@@ -158,7 +163,12 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         for n in &nodes {
             let up = node_status(&n.address)
                 .await
-                .map(|s| s.nodes.iter().filter(|m| m.up).count())
+                .map(|s| {
+                    s.nodes
+                        .iter()
+                        .filter(|m| m.up && m.status == "NORMAL")
+                        .count()
+                })
                 .unwrap_or(0);
             all &= up == nodes.len();
         }
