@@ -365,14 +365,7 @@ impl Coordinator {
         let speculate_at = Instant::now() + self.config.speculative_retry;
         let gathered = gather(calls, standby, required, speculate_at, deadline).await;
         if gathered.ok.len() < required {
-            let silent = replicas
-                .live
-                .iter()
-                .filter(|n| {
-                    !gathered.ok.iter().any(|(o, _)| o == *n)
-                        && !gathered.failed.iter().any(|(f, _)| f == *n)
-                })
-                .cloned();
+            let silent = silent(&replicas.live, &gathered);
             return Err(Error::Timeout(format!(
                 "{level} read of {collection}/{key} not met in {}ms: {} of {} replicas answered (needed {required}) [{}]",
                 timeout.as_millis(),
@@ -577,15 +570,7 @@ impl Coordinator {
                 acknowledged_by: gathered.ok.into_iter().map(|(n, _)| n).collect(),
             });
         }
-        let silent = replicas
-            .live
-            .iter()
-            .filter(|n| {
-                !gathered.ok.iter().any(|(o, _)| o == *n)
-                    && !gathered.failed.iter().any(|(f, _)| f == *n)
-            })
-            .cloned()
-            .collect::<Vec<_>>();
+        let silent = silent(&replicas.live, &gathered);
         Err(Error::Timeout(format!(
             "{} write of {}/{} not met in {}ms: {} of {} replicas acknowledged (needed {required}) [{}]; the write may still have been stored",
             op.level,
@@ -634,6 +619,15 @@ impl Coordinator {
     pub async fn local_get(&self, collection: &str, key: &str) -> Result<SiblingSet> {
         Ok(self.storage.read(collection, key).await?)
     }
+}
+
+/// Replicas that were asked but neither answered nor failed, for error messages.
+fn silent<T>(asked: &[String], g: &quorum::Gathered<T>) -> Vec<String> {
+    asked
+        .iter()
+        .filter(|n| !g.ok.iter().any(|(o, _)| o == *n) && !g.failed.iter().any(|(f, _)| f == *n))
+        .cloned()
+        .collect()
 }
 
 /// Wire form of a durability.

@@ -244,6 +244,14 @@ impl Storage {
         })
     }
 
+    /// A full queue is overload; a closed one means the storage threads stopped.
+    fn queue_error<T>(&self, e: TrySendError<T>) -> StorageError {
+        match e {
+            TrySendError::Full(_) => StorageError::Overloaded(self.queue_depth),
+            TrySendError::Disconnected(_) => StorageError::Stopped,
+        }
+    }
+
     /// Counters for status reporting.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -258,10 +266,9 @@ impl Storage {
         let h = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
         let shard = &self.shards[(h % self.shards.len() as u64) as usize];
         let (tx, rx) = oneshot::channel();
-        shard.try_send(make(key, tx)).map_err(|e| match e {
-            TrySendError::Full(_) => StorageError::Overloaded(self.queue_depth),
-            TrySendError::Disconnected(_) => StorageError::Stopped,
-        })?;
+        shard
+            .try_send(make(key, tx))
+            .map_err(|e| self.queue_error(e))?;
         rx.await.map_err(|_| StorageError::Stopped)?
     }
 
@@ -331,10 +338,7 @@ impl Storage {
         }));
         let shard =
             &self.shards[self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len()];
-        shard.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => StorageError::Overloaded(self.queue_depth),
-            TrySendError::Disconnected(_) => StorageError::Stopped,
-        })?;
+        shard.try_send(job).map_err(|e| self.queue_error(e))?;
         rx.await.map_err(|_| StorageError::Stopped)?
     }
 
@@ -368,10 +372,7 @@ impl Storage {
         let (tx, rx) = oneshot::channel();
         self.flush
             .try_send(FlushWaiter::Unit(tx))
-            .map_err(|e| match e {
-                TrySendError::Full(_) => StorageError::Overloaded(self.queue_depth),
-                TrySendError::Disconnected(_) => StorageError::Stopped,
-            })?;
+            .map_err(|e| self.queue_error(e))?;
         rx.await.map_err(|_| StorageError::Stopped)?
     }
 
