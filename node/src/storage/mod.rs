@@ -403,11 +403,12 @@ impl Storage {
     }
 }
 
-fn load(engine: &dyn Engine, key: &[u8]) -> Result<(SiblingSet, Option<usize>), StorageError> {
+/// A key's sibling set and the bytes it was decoded from (`None` when absent).
+fn load(engine: &dyn Engine, key: &[u8]) -> Result<(SiblingSet, Option<Bytes>), StorageError> {
     match engine.get(key)? {
         Some(v) => {
-            let len = v.len();
-            Ok((SiblingSet::decode(&Bytes::from(v))?, Some(len)))
+            let raw = Bytes::from(v);
+            Ok((SiblingSet::decode(&raw)?, Some(raw)))
         }
         None => Ok((SiblingSet::new(), None)),
     }
@@ -459,11 +460,12 @@ fn worker(
                 durability,
                 reply,
             } => {
-                let r = load(engine, &key).and_then(|(mut cur, old_len)| {
-                    let before = cur.clone();
+                let r = load(engine, &key).and_then(|(mut cur, old)| {
                     cur.merge(&incoming);
-                    if cur != before || old_len.is_none() {
-                        store(engine, &stats, &key, &cur.encode(), old_len)?;
+                    // The encoding is canonical: equal bytes mean the merge changed nothing.
+                    let encoded = cur.encode();
+                    if old.as_deref() != Some(encoded.as_slice()) {
+                        store(engine, &stats, &key, &encoded, old.map(|b| b.len()))?;
                     }
                     Ok(())
                 });
@@ -480,11 +482,11 @@ fn worker(
                 durability,
                 reply,
             } => {
-                let r = load(engine, &key).and_then(|(mut cur, old_len)| {
+                let r = load(engine, &key).and_then(|(mut cur, old)| {
                     let context =
                         cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
                     let encoded = Bytes::from(cur.encode());
-                    store(engine, &stats, &key, &encoded, old_len)?;
+                    store(engine, &stats, &key, &encoded, old.map(|b| b.len()))?;
                     Ok(Minted {
                         stored: encoded,
                         context,
