@@ -20,6 +20,13 @@ pub enum Error {
     /// A collection or object that must exist does not.
     #[error("not found: {0}")]
     NotFound(String),
+    /// What was to be created exists already.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The cluster is not in a state that allows the request (another topology change
+    /// under way, a node that is up when it should be down, ...); nothing was changed.
+    #[error("refused: {0}")]
+    FailedPrecondition(String),
     /// Credentials missing or wrong.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
@@ -47,6 +54,8 @@ impl Error {
             Error::Timeout(_) => "DEADLINE_EXCEEDED",
             Error::Overloaded(_) => "RESOURCE_EXHAUSTED",
             Error::NotFound(_) => "NOT_FOUND",
+            Error::AlreadyExists(_) => "ALREADY_EXISTS",
+            Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::Internal(_) => "INTERNAL",
@@ -61,6 +70,8 @@ impl Error {
             | Error::Timeout(m)
             | Error::Overloaded(m)
             | Error::NotFound(m)
+            | Error::AlreadyExists(m)
+            | Error::FailedPrecondition(m)
             | Error::Unauthenticated(m)
             | Error::PermissionDenied(m)
             | Error::Unreachable(m)
@@ -74,9 +85,9 @@ impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Self {
         let m = s.message().to_string();
         match s.code() {
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-                Error::InvalidArgument(m)
-            }
+            Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument(m),
+            Code::FailedPrecondition => Error::FailedPrecondition(m),
+            Code::AlreadyExists => Error::AlreadyExists(m),
             Code::Unavailable => Error::Unavailable(m),
             Code::DeadlineExceeded => Error::Timeout(m),
             Code::ResourceExhausted => Error::Overloaded(m),

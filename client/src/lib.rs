@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod error;
 mod options;
 
@@ -34,6 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
+pub use admin::Collection;
 pub use error::Error;
 pub use options::{Consistency, Context, Durability, ReadOptions, WriteOptions};
 

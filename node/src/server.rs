@@ -17,7 +17,10 @@ use tokio::task::JoinHandle;
 use crate::api::admin::AdminService;
 use crate::api::client::ClientService;
 use crate::api::internode::InternodeService;
-use crate::cluster::{gossip, join, Membership, MembershipConfig, STATUS_JOINING, STATUS_NORMAL};
+use crate::cluster::{
+    gossip, join, leave, Membership, MembershipConfig, STATUS_JOINING, STATUS_LEAVING,
+    STATUS_NORMAL,
+};
 use crate::coordinator::hints::{HintConfig, Hints};
 use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
@@ -41,6 +44,8 @@ pub struct NodeConfig {
     pub seeds: Vec<String>,
     /// Virtual nodes (tokens) to take at first start.
     pub vnodes: usize,
+    /// Failure domain (rack, availability zone), shown in status.
+    pub zone: String,
     /// Largest document accepted.
     pub max_document_bytes: usize,
     /// sled page cache.
@@ -71,6 +76,7 @@ impl NodeConfig {
             data_dir: data_dir.into(),
             seeds: Vec::new(),
             vnodes: DEFAULT_VNODES,
+            zone: String::new(),
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             cache_bytes: 256 * 1024 * 1024,
             background_flush_ms: 1000,
@@ -192,14 +198,20 @@ impl Assembled {
             )),
             tokio::spawn(self.coordinator.hints().clone().run(transport.clone())),
         ];
-        if self.membership.own_status() == STATUS_JOINING {
-            let rf = self.coordinator.config().replication_factor;
-            tasks.push(tokio::spawn(join::run(
+        match self.membership.own_status().as_str() {
+            STATUS_JOINING => tasks.push(tokio::spawn(join::run(
                 self.membership.clone(),
                 storage,
                 transport,
-                rf,
-            )));
+            ))),
+            // Restarted in the middle of a decommission: carry on.
+            STATUS_LEAVING => tasks.push(tokio::spawn(leave::decommission(
+                self.membership.clone(),
+                storage,
+                transport,
+                self.coordinator.hints().clone(),
+            ))),
+            _ => {}
         }
         tasks
     }
@@ -247,7 +259,13 @@ pub async fn assemble(
         }
     }
     // A new incarnation on every start: dots minted after a crash never reuse lost ones.
-    let incarnation = decode_u64(&storage, META_INCARNATION).await? + 1;
+    // Seconds since the epoch (like Cassandra's generation) so that a node wiped and started
+    // again under its old id still supersedes what the cluster remembers of it.
+    let epoch_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let incarnation = (decode_u64(&storage, META_INCARNATION).await? + 1).max(epoch_secs);
     storage
         .put_meta(META_INCARNATION, incarnation.to_be_bytes().to_vec())
         .await?;
@@ -258,8 +276,12 @@ pub async fn assemble(
         incarnation,
         tokens: Vec::new(),
         status: STATUS_NORMAL.into(),
+        zone: config.zone.clone(),
         ..Default::default()
     };
+    let mut membership_config = config.membership.clone();
+    membership_config.default_replication = config.coordinator.replication_factor as u32;
+    let collections = gossip::load_collections(&storage).await;
     let mut known = gossip::load_members(&storage).await;
     let (tokens, status): (Vec<Token>, String) = match storage.get_meta(META_TOKENS).await? {
         Some(b) => {
@@ -276,7 +298,7 @@ pub async fn assemble(
         }
         None => {
             // First start: learn the ring from the seeds, then take a fair share of it.
-            let scout = Membership::new(me.clone(), known.clone(), config.membership.clone());
+            let scout = Membership::new(me.clone(), known.clone(), membership_config.clone());
             gossip::learn_from_seeds(
                 &scout,
                 transport.as_ref(),
@@ -303,7 +325,8 @@ pub async fn assemble(
     };
     me.status = status;
     me.tokens = tokens;
-    let membership = Arc::new(Membership::new(me, known, config.membership.clone()));
+    let membership = Arc::new(Membership::new(me, known, membership_config));
+    membership.schema().merge(&collections);
     gossip::persist(&membership, &storage).await;
 
     let actor = format!("{}.{}", config.node_id, incarnation);

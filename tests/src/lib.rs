@@ -279,6 +279,26 @@ impl Cluster {
         }
     }
 
+    /// Wait until every running node other than `id` sees `id` in `status`.
+    pub async fn wait_status(&self, id: &str, status: &str, within: Duration) {
+        for observer in self.nodes.iter().filter(|n| n.is_running() && n.id != id) {
+            let client = observer.client().await;
+            wait_until(
+                within,
+                &format!("{} to see {id} {status}", observer.id),
+                || {
+                    let c = client.clone();
+                    async move {
+                        c.status()
+                            .await
+                            .is_ok_and(|s| s.nodes.iter().any(|m| m.id == id && m.status == status))
+                    }
+                },
+            )
+            .await;
+        }
+    }
+
     /// A client that knows every node.
     pub async fn client(&self) -> Client {
         Client::connect(self.nodes.iter().map(|n| n.address.as_str()))

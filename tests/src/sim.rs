@@ -20,7 +20,8 @@ use ringdb_node::version::{CausalContext, SiblingSet};
 use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, ReplicaReadRequest, ReplicaWriteRequest,
+    GossipAck, GossipAck2, GossipSyn, ReplicaReadRequest, ReplicaWriteBatchRequest,
+    ReplicaWriteRequest,
 };
 use tokio::task::JoinHandle;
 
@@ -152,6 +153,16 @@ impl Transport for SimTransport {
     ) -> Result<(), TransportError> {
         let svc = self.net.deliver(&self.from, to).await?;
         svc.replica_write(tonic::Request::new(req)).await?;
+        Ok(())
+    }
+
+    async fn replica_write_batch(
+        &self,
+        to: &str,
+        req: ReplicaWriteBatchRequest,
+    ) -> Result<(), TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        svc.replica_write_batch(tonic::Request::new(req)).await?;
         Ok(())
     }
 

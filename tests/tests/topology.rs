@@ -1,22 +1,25 @@
-//! Topology changes with real processes: a node joins a loaded cluster under write load.
+//! Topology changes with real processes: a node joins a loaded cluster under write load,
+//! another is decommissioned under write load, and a dead one is removed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use ringdb_client::{Client, Consistency, ReadOptions};
+use ringdb_client::{Client, Consistency, ReadOptions, WriteOptions};
 use ringdb_tests::Cluster;
 use serde_json::json;
 
-async fn write_many(client: &Client, prefix: &str, n: usize) {
+async fn write_many(client: &Client, prefix: &str, n: usize, level: Consistency) {
+    let options = WriteOptions::new().consistency(level);
     futures::stream::iter(0..n)
         .for_each_concurrent(64, |i| {
             let client = client.clone();
             let prefix = prefix.to_string();
+            let options = options.clone();
             async move {
                 client
-                    .put("docs", &format!("{prefix}{i}"), &json!({"i": i}))
+                    .put_with("docs", &format!("{prefix}{i}"), &json!({"i": i}), &options)
                     .await
                     .expect("preload write");
             }
@@ -28,7 +31,7 @@ async fn write_many(client: &Client, prefix: &str, n: usize) {
 async fn a_node_joins_a_loaded_cluster_under_writes_without_losing_any() {
     let mut cluster = Cluster::start(3).await;
     let client = cluster.client().await;
-    write_many(&client, "pre-", 10_000).await;
+    write_many(&client, "pre-", 10_000, Consistency::Quorum).await;
 
     // A writer keeps writing at QUORUM through the whole join, recording what was acknowledged.
     let stop = Arc::new(AtomicBool::new(false));
@@ -150,5 +153,156 @@ async fn a_node_joins_a_loaded_cluster_under_writes_without_losing_any() {
     assert!(
         held as f64 > 0.6 * sampled as f64,
         "n4 holds {held} of {sampled} sampled keys"
+    );
+
+    // Then n2 is decommissioned while the writer keeps writing: it streams its ranges to
+    // their new owners and leaves; nothing acknowledged before or during it is lost.
+    let (stop, acked) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let writers = spawn_writers(&client, "leave", stop.clone(), acked.clone());
+    let n2 = cluster.node("n2").client().await;
+    let message = n2.decommission().await.expect("decommission starts");
+    assert!(message.contains("LEAVING"), "{message}");
+    cluster
+        .wait_status("n2", "LEFT", Duration::from_secs(60))
+        .await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    cluster.node("n2").stop();
+    let during = acked.lock().unwrap().clone();
+    assert!(
+        !during.is_empty(),
+        "the writer kept writing during the decommission"
+    );
+    let keys: Vec<String> = keys.into_iter().chain(during).collect();
+    // Before any read repairs anything: with N = 3 of the 3 remaining nodes, every node
+    // holds every document locally.
+    for node in ["n1", "n3", "n4"] {
+        let c = cluster.node(node).client().await;
+        let lacking: Vec<&String> = futures::stream::iter(keys.iter().step_by(7))
+            .map(|k| {
+                let c = c.clone();
+                async move {
+                    c.local_get("docs", k)
+                        .await
+                        .unwrap()
+                        .values
+                        .is_empty()
+                        .then_some(k)
+                }
+            })
+            .buffer_unordered(64)
+            .filter_map(|m| async move { m })
+            .collect()
+            .await;
+        assert!(
+            lacking.is_empty(),
+            "{node} lacks {} sampled documents after n2 left, e.g. {:?}",
+            lacking.len(),
+            &lacking[..lacking.len().min(5)]
+        );
+    }
+    let status = cluster.node("n1").client().await.status().await.unwrap();
+    let left = status.nodes.iter().find(|n| n.id == "n2").unwrap();
+    assert_eq!(left.ownership, 0.0, "a node that left owns nothing");
+}
+
+fn spawn_writers(
+    client: &Client,
+    prefix: &str,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..8)
+        .map(|w| {
+            let (client, stop, acked) = (client.clone(), stop.clone(), acked.clone());
+            let prefix = prefix.to_string();
+            tokio::spawn(async move {
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("{prefix}-{w}-{i}");
+                    if client.put("docs", &key, &json!({"i": i})).await.is_ok() {
+                        acked.lock().unwrap().push(key);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect()
+}
+
+/// A dead node is removed: its ranges are copied from the surviving replicas to their new
+/// owners, and meanwhile no other topology change is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_is_removed_and_its_ranges_re_replicated() {
+    let mut cluster = Cluster::start(4).await;
+    let client = cluster.client().await;
+    // Written at ALL, so every copy exists before n3 dies: what the survivors lack
+    // afterwards can only be a streaming gap (a QUORUM write's third copy might sit
+    // in a hint on n3 and die with it; anti-entropy, not removal, recovers that).
+    write_many(&client, "doc-", 3_000, Consistency::All).await;
+    cluster.node("n3").kill9();
+    cluster.wait_all_up().await; // everyone sees n3 down
+    let n1 = cluster.node("n1").client().await;
+
+    let refused = n1.remove_node("n1").await.unwrap_err();
+    assert_eq!(refused.code(), "FAILED_PRECONDITION", "{refused}");
+    let refused = n1.remove_node("n2").await.unwrap_err();
+    assert!(refused.message().contains("is up"), "{refused}");
+
+    let message = n1.remove_node("n3").await.expect("removal starts");
+    assert!(message.contains("removing n3"), "{message}");
+    // One topology change at a time.
+    let second = n1.decommission().await.unwrap_err();
+    assert_eq!(second.code(), "FAILED_PRECONDITION", "{second}");
+    assert!(
+        second.message().contains("n3 is LEAVING"),
+        "the refusal names the change under way: {second}"
+    );
+    cluster
+        .wait_status("n3", "LEFT", Duration::from_secs(60))
+        .await;
+
+    // Every remaining node now replicates every key (N = 3 of 3) and holds it locally.
+    let keys: Vec<String> = (0..3_000).map(|i| format!("doc-{i}")).collect();
+    for node in ["n1", "n2", "n4"] {
+        let c = cluster.node(node).client().await;
+        let lacking: Vec<&String> = futures::stream::iter(keys.iter())
+            .map(|k| {
+                let c = c.clone();
+                async move {
+                    c.local_get("docs", k)
+                        .await
+                        .unwrap()
+                        .values
+                        .is_empty()
+                        .then_some(k)
+                }
+            })
+            .buffer_unordered(64)
+            .filter_map(|m| async move { m })
+            .collect()
+            .await;
+        assert!(
+            lacking.is_empty(),
+            "{node} lacks {} documents after n3 was removed, e.g. {:?}",
+            lacking.len(),
+            &lacking[..lacking.len().min(5)]
+        );
+    }
+    // ALL now means the three remaining nodes, all up.
+    let all = ReadOptions::new().consistency(Consistency::All);
+    assert_eq!(
+        client
+            .get_with("docs", "doc-7", &all)
+            .await
+            .unwrap()
+            .values
+            .len(),
+        1
     );
 }

@@ -4,11 +4,15 @@ use std::sync::Arc;
 
 use ringdb_proto::v1::admin_server::Admin;
 use ringdb_proto::v1::{
-    LocalGetRequest, LocalGetResponse, LocalVersion, NodeStatus, RingRequest, RingResponse,
-    RingToken, StatusRequest, StatusResponse,
+    CollectionDef, CollectionInfo, CreateCollectionRequest, CreateCollectionResponse,
+    DecommissionRequest, ListCollectionsRequest, ListCollectionsResponse, LocalGetRequest,
+    LocalGetResponse, LocalVersion, NodeStatus, RemoveNodeRequest, RingRequest, RingResponse,
+    RingToken, StatusRequest, StatusResponse, TopologyChangeResponse,
 };
 use tonic::{Request, Response, Status};
 
+use crate::cluster::leave::{self, Refusal};
+use crate::cluster::schema::SchemaError;
 use crate::cluster::Membership;
 use crate::coordinator::validate::{self, context_token};
 use crate::coordinator::Coordinator;
@@ -41,9 +45,31 @@ impl AdminService {
                 keys: m.keys,
                 bytes: m.bytes,
                 hints: m.hints,
+                zone: m.zone,
             })
             .collect()
     }
+}
+
+fn info(d: CollectionDef) -> CollectionInfo {
+    CollectionInfo {
+        name: d.name,
+        replication: d.replication,
+    }
+}
+
+fn refused(r: Refusal) -> Status {
+    match r {
+        Refusal::Precondition(m) => Status::failed_precondition(m),
+        Refusal::Unknown(m) => Status::not_found(m),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[tonic::async_trait]
@@ -97,5 +123,77 @@ impl Admin for AdminService {
                 })
                 .collect(),
         }))
+    }
+
+    async fn create_collection(
+        &self,
+        req: Request<CreateCollectionRequest>,
+    ) -> Result<Response<CreateCollectionResponse>, Status> {
+        let r = req.into_inner();
+        validate::collection(&r.name)?;
+        let schema = self.membership.schema();
+        let def = match schema.create(&r.name, r.replication, self.membership.node_id(), now_ms()) {
+            Ok(def) => {
+                self.membership.note_change();
+                tracing::info!(collection = %def.name, replication = def.replication, "collection created");
+                def
+            }
+            Err(SchemaError::Exists { .. }) if r.if_not_exists => schema
+                .get(&r.name)
+                .ok_or_else(|| Status::internal("collection vanished"))?,
+            Err(e @ SchemaError::Exists { .. }) => {
+                return Err(Status::already_exists(e.to_string()))
+            }
+            Err(e) => return Err(Status::invalid_argument(e.to_string())),
+        };
+        Ok(Response::new(CreateCollectionResponse {
+            collection: Some(info(def)),
+        }))
+    }
+
+    async fn list_collections(
+        &self,
+        _: Request<ListCollectionsRequest>,
+    ) -> Result<Response<ListCollectionsResponse>, Status> {
+        let schema = self.membership.schema();
+        Ok(Response::new(ListCollectionsResponse {
+            collections: schema.all().into_iter().map(info).collect(),
+            default_replication: schema.default_replication(),
+        }))
+    }
+
+    async fn decommission(
+        &self,
+        _: Request<DecommissionRequest>,
+    ) -> Result<Response<TopologyChangeResponse>, Status> {
+        let storage = self.coordinator.storage().clone();
+        let already = self.membership.own_status() == crate::cluster::STATUS_LEAVING;
+        let message = leave::start_decommission(&self.membership, &storage)
+            .await
+            .map_err(refused)?;
+        if !already {
+            tokio::spawn(leave::decommission(
+                self.membership.clone(),
+                storage,
+                self.coordinator.transport().clone(),
+                self.coordinator.hints().clone(),
+            ));
+        }
+        Ok(Response::new(TopologyChangeResponse { message }))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<RemoveNodeRequest>,
+    ) -> Result<Response<TopologyChangeResponse>, Status> {
+        let id = req.into_inner().node_id;
+        let message = leave::start_removal(&self.membership, &id).map_err(refused)?;
+        tokio::spawn(leave::remove(
+            self.membership.clone(),
+            self.coordinator.storage().clone(),
+            self.coordinator.transport().clone(),
+            id,
+        ));
+        Ok(Response::new(TopologyChangeResponse { message }))
     }
 }

@@ -8,10 +8,12 @@ use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
     GossipAck, GossipAck2, GossipAck2Response, GossipSyn, RangeEntry, ReplicaReadRequest,
-    ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse,
+    ReplicaReadResponse, ReplicaWriteBatchRequest, ReplicaWriteBatchResponse, ReplicaWriteRequest,
+    ReplicaWriteResponse,
 };
 use tonic::{Request, Response, Status};
 
+use crate::cluster::schema::Filter;
 use crate::cluster::{gossip, Membership};
 use crate::coordinator::{Coordinator, Level, WriteOp};
 use crate::version::{CausalContext, SiblingSet};
@@ -95,6 +97,10 @@ impl Internode for InternodeService {
         req: Request<FetchRangeRequest>,
     ) -> Result<Response<FetchRangeResponse>, Status> {
         let r = req.into_inner();
+        let filter = Filter {
+            only: r.only_collections,
+            except: r.except_collections,
+        };
         let limit = r.limit.clamp(1, 10_000) as usize;
         let after = (!r.after.is_empty()).then(|| r.after.to_vec());
         let entries = self
@@ -114,6 +120,7 @@ impl Internode for InternodeService {
         Ok(Response::new(FetchRangeResponse {
             entries: entries
                 .into_iter()
+                .filter(|e| filter.admits(&e.collection))
                 .map(|e| RangeEntry {
                     collection: e.collection,
                     key: e.key,
@@ -122,6 +129,39 @@ impl Internode for InternodeService {
                 .collect(),
             next_after: next_after.into(),
         }))
+    }
+
+    async fn replica_write_batch(
+        &self,
+        req: Request<ReplicaWriteBatchRequest>,
+    ) -> Result<Response<ReplicaWriteBatchResponse>, Status> {
+        let r = req.into_inner();
+        let durability = super::durability(r.durability)?;
+        if !r.hint_for.is_empty() {
+            self.coordinator.hints().adopt(&r.hint_for, r.entries).await;
+            let storage = self.coordinator.storage();
+            storage.sync().await.map_err(crate::error::Error::from)?;
+            return Ok(Response::new(ReplicaWriteBatchResponse {}));
+        }
+        let mut sets = Vec::with_capacity(r.entries.len());
+        for e in r.entries {
+            let set = SiblingSet::decode(&e.siblings)
+                .map_err(|err| bad(format!("{}/{}: {err}", e.collection, e.key)))?;
+            sets.push((e.collection, e.key, set));
+        }
+        let storage = self.coordinator.storage();
+        let merges = sets.into_iter().map(|(c, k, set)| async move {
+            storage
+                .merge(&c, &k, set, crate::storage::Durability::Memory)
+                .await
+        });
+        for r in futures::future::join_all(merges).await {
+            r.map_err(crate::error::Error::from)?;
+        }
+        if durability == crate::storage::Durability::Durable {
+            storage.sync().await.map_err(crate::error::Error::from)?;
+        }
+        Ok(Response::new(ReplicaWriteBatchResponse {}))
     }
 
     async fn gossip(&self, req: Request<GossipSyn>) -> Result<Response<GossipAck>, Status> {

@@ -8,14 +8,28 @@ use std::time::Duration;
 use prost::Message;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use ringdb_proto::v1::{GossipAck, GossipAck2, GossipSyn, MemberList, MemberState};
+use ringdb_proto::v1::{
+    CollectionDef, CollectionList, GossipAck, GossipAck2, GossipSyn, MemberList, MemberState,
+};
 
-use super::Membership;
+use super::{Membership, STATUS_LEFT};
 use crate::storage::Storage;
 use crate::transport::Transport;
 
 /// Metadata key under which the last known members are kept across restarts.
 pub const MEMBERS_META_KEY: &str = "members";
+/// Metadata key under which the known collections are kept across restarts.
+pub const COLLECTIONS_META_KEY: &str = "collections";
+
+/// Collections remembered from the last run.
+pub async fn load_collections(storage: &Storage) -> Vec<CollectionDef> {
+    match storage.get_meta(COLLECTIONS_META_KEY).await {
+        Ok(Some(bytes)) => CollectionList::decode(bytes.as_slice())
+            .map(|l| l.collections)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
 
 /// Members remembered from the last run.
 pub async fn load_members(storage: &Storage) -> Vec<MemberState> {
@@ -36,17 +50,44 @@ pub async fn persist(membership: &Membership, storage: &Storage) {
     {
         tracing::warn!(error = %e, "could not persist membership");
     }
+    let collections = membership.schema().all();
+    if let Err(e) = storage
+        .put_meta(
+            COLLECTIONS_META_KEY,
+            CollectionList { collections }.encode_to_vec(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not persist collections");
+    }
 }
 
 /// First leg, at the receiver: answer a peer's digests.
 pub fn answer_syn(membership: &Membership, syn: &GossipSyn) -> GossipAck {
-    let (states, wanted) = membership.reconcile(&syn.digests);
-    GossipAck { states, wanted }
+    let (mut states, wanted) = membership.reconcile(&syn.digests);
+    // A removed node gossiping again learns its verdict, however new its own state is.
+    if membership.status_of(&syn.from).as_deref() == Some(STATUS_LEFT)
+        && !states.iter().any(|s| s.id == syn.from)
+    {
+        states.extend(membership.states_of(std::slice::from_ref(&syn.from)));
+    }
+    let schema_differs = syn.schema_digest != membership.schema().digest();
+    GossipAck {
+        states,
+        wanted,
+        collections: if schema_differs {
+            membership.schema().all()
+        } else {
+            Vec::new()
+        },
+        schema_differs,
+    }
 }
 
 /// Last leg, at the receiver: take the states we asked for. Returns whether to persist.
 pub fn take_ack2(membership: &Membership, ack2: &GossipAck2) -> bool {
-    membership.merge(&ack2.states)
+    let schema = membership.schema().merge(&ack2.collections);
+    membership.merge(&ack2.states) | schema
 }
 
 /// One gossip round with the node at `address`; `None` if it did not answer.
@@ -59,6 +100,7 @@ pub async fn round(
     let syn = GossipSyn {
         from: membership.node_id().to_string(),
         digests: membership.digests(),
+        schema_digest: membership.schema().digest(),
     };
     let ack = match tokio::time::timeout(timeout, transport.gossip(address, syn)).await {
         Ok(Ok(ack)) => ack,
@@ -68,10 +110,15 @@ pub async fn round(
         }
         Err(_) => return None,
     };
-    let changed = membership.merge(&ack.states);
-    if !ack.wanted.is_empty() {
+    let changed = membership.merge(&ack.states) | membership.schema().merge(&ack.collections);
+    if !ack.wanted.is_empty() || ack.schema_differs {
         let ack2 = GossipAck2 {
             states: membership.states_of(&ack.wanted),
+            collections: if ack.schema_differs {
+                membership.schema().all()
+            } else {
+                Vec::new()
+            },
         };
         let _ = tokio::time::timeout(timeout, transport.gossip_finish(address, ack2)).await;
     }
@@ -178,7 +225,7 @@ pub async fn run(
             .await
             .into_iter()
             .any(|c| c == Some(true));
-        if changed {
+        if changed | membership.take_change() {
             persist(&membership, &storage).await;
         }
     }

@@ -13,103 +13,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use ringdb_proto::v1::FetchRangeRequest;
-
+use super::stream::{plan, Streamer, Transfer};
 use super::{Membership, STATUS_NORMAL};
-use crate::ring::{Ring, Token};
-use crate::storage::{Durability, Storage};
+use crate::storage::Storage;
 use crate::transport::Transport;
-use crate::version::SiblingSet;
 
 /// Metadata key holding this node's status across restarts.
 pub const STATUS_META_KEY: &str = "status";
 
-/// Documents per streamed page.
-const PAGE: u32 = 500;
-
-/// The token ranges (inclusive, no wrap-around) this node will replicate in `new`, each
-/// with the nodes that replicate it in `old`, best source first.
-pub fn ranges_to_fetch(
-    me: &str,
-    old: &Ring,
-    new: &Ring,
-    n: usize,
-) -> Vec<(Token, Token, Vec<String>)> {
-    let tokens: Vec<Token> = new.tokens().map(|(t, _)| t).collect();
-    let mut out = Vec::new();
-    for (i, &tok) in tokens.iter().enumerate() {
-        let prev = tokens[(i + tokens.len() - 1) % tokens.len()];
-        if !new.preference_list(tok, n).contains(&me) {
-            continue;
-        }
-        // Nodes that will stop replicating the range are the best sources: they hold it and
-        // are about to be relieved of it.
-        let new_list = new.preference_list(tok, n);
-        let mut sources: Vec<String> = old
-            .preference_list(tok, n)
-            .into_iter()
-            .map(String::from)
-            .collect();
-        sources.sort_by_key(|s| new_list.contains(&s.as_str()));
-        let first = prev.wrapping_add(1);
-        if tokens.len() == 1 || first > tok {
-            // Wraps past the end of the token space: two pieces.
-            out.push((first, Token::MAX, sources.clone()));
-            out.push((Token::MIN, tok, sources));
-        } else {
-            out.push((first, tok, sources));
-        }
-    }
-    out
-}
-
-/// Stream one range from the first source that serves it completely. Returns documents merged.
-async fn fetch(
-    membership: &Membership,
-    storage: &Storage,
-    transport: &dyn Transport,
-    (first, last, sources): &(Token, Token, Vec<String>),
-) -> Result<u64, String> {
+/// Move one transfer to this node from the first live source that serves it completely.
+async fn fetch(streamer: &Streamer<'_>, t: &Transfer) -> Result<u64, String> {
+    let me = streamer.membership.node_id().to_string();
     let mut last_error = String::from("no live source");
-    for source in sources.iter().filter(|s| membership.is_up(s)) {
-        let Some(addr) = membership.address(source) else {
-            continue;
-        };
-        let mut after = Bytes::new();
-        let mut merged = 0u64;
-        let result: Result<(), String> = async {
-            loop {
-                let req = FetchRangeRequest {
-                    first: *first,
-                    last: *last,
-                    after: after.clone(),
-                    limit: PAGE,
-                };
-                let page = tokio::time::timeout(
-                    Duration::from_secs(30),
-                    transport.fetch_range(&addr, req),
-                )
-                .await
-                .map_err(|_| format!("{source}: no answer"))?
-                .map_err(|e| format!("{source}: {e}"))?;
-                for e in page.entries {
-                    let set = SiblingSet::decode(&e.siblings).map_err(|e| e.to_string())?;
-                    storage
-                        .merge(&e.collection, &e.key, set, Durability::Memory)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    merged += 1;
-                }
-                if page.next_after.is_empty() {
-                    return Ok(());
-                }
-                after = page.next_after;
-            }
-        }
-        .await;
-        match result {
-            Ok(()) => return Ok(merged),
+    for source in t
+        .sources
+        .iter()
+        .filter(|s| **s != me && streamer.membership.is_up(s))
+    {
+        match streamer.run(t, source, std::slice::from_ref(&me)).await {
+            Ok(n) => return Ok(n),
             Err(e) => last_error = e,
         }
     }
@@ -118,12 +40,7 @@ async fn fetch(
 
 /// Finish joining: wait for the JOINING state to spread, stream every range, go NORMAL.
 /// Retries until it succeeds; run as a background task.
-pub async fn run(
-    membership: Arc<Membership>,
-    storage: Storage,
-    transport: Arc<dyn Transport>,
-    replication_factor: usize,
-) {
+pub async fn run(membership: Arc<Membership>, storage: Storage, transport: Arc<dyn Transport>) {
     let settle = membership.config().gossip_interval * 3 + Duration::from_millis(500);
     tracing::info!(?settle, "joining: waiting for the JOINING state to spread");
     loop {
@@ -132,16 +49,32 @@ pub async fn run(
         let Some(new) = membership.pending_ring() else {
             break;
         };
-        let ranges = ranges_to_fetch(membership.node_id(), &old, &new, replication_factor);
+        if let Some((other, status)) = membership
+            .topology_change()
+            .filter(|(id, _)| id != membership.node_id())
+        {
+            tracing::warn!(%other, %status, "joining waits: another topology change is under way");
+            continue;
+        }
+        let me = membership.node_id();
+        let transfers: Vec<Transfer> = plan(&old, &new, &membership.schema().groups())
+            .into_iter()
+            .filter(|t| t.targets.iter().any(|x| x == me))
+            .collect();
         tracing::info!(
-            ranges = ranges.len(),
+            ranges = transfers.len(),
             "joining: streaming the ranges this node will replicate"
         );
+        let streamer = Streamer {
+            membership: &membership,
+            storage: &storage,
+            transport: transport.as_ref(),
+        };
         let started = std::time::Instant::now();
         let mut total = 0u64;
         let mut failed = None;
-        for r in &ranges {
-            match fetch(&membership, &storage, transport.as_ref(), r).await {
+        for t in &transfers {
+            match fetch(&streamer, t).await {
                 Ok(n) => total += n,
                 Err(e) => {
                     failed = Some(e);
@@ -153,10 +86,6 @@ pub async fn run(
             tracing::warn!(error = %e, "join streaming failed; retrying");
             continue;
         }
-        if let Err(e) = storage.sync().await {
-            tracing::warn!(error = %e, "cannot flush streamed data; retrying");
-            continue;
-        }
         if let Err(e) = storage
             .put_meta(STATUS_META_KEY, STATUS_NORMAL.as_bytes().to_vec())
             .await
@@ -166,50 +95,11 @@ pub async fn run(
         }
         membership.set_own_status(STATUS_NORMAL);
         tracing::info!(
-            ranges = ranges.len(),
+            ranges = transfers.len(),
             documents = total,
             seconds = started.elapsed().as_secs_f64(),
             "joined: now NORMAL"
         );
         break;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn grow(names: &[&str]) -> Vec<(String, Vec<Token>)> {
-        let mut members: Vec<(String, Vec<Token>)> = Vec::new();
-        for n in names {
-            let toks = Ring::new(members.clone()).allocate_tokens(n, 16);
-            members.push((n.to_string(), toks));
-        }
-        members
-    }
-
-    #[test]
-    fn ranges_cover_exactly_the_keys_the_new_node_will_replicate() {
-        let members = grow(&["a", "b", "c", "d"]);
-        let old = Ring::new(members[..3].to_vec());
-        let new = Ring::new(members.clone());
-        let ranges = ranges_to_fetch("d", &old, &new, 2);
-        for k in 0..5000 {
-            let t = crate::ring::token_for("c", &k.to_string());
-            let replicated = new.preference_list(t, 2).contains(&"d");
-            let covering: Vec<_> = ranges
-                .iter()
-                .filter(|(f, l, _)| *f <= t && t <= *l)
-                .collect();
-            assert_eq!(covering.len(), usize::from(replicated), "key {k}");
-            if let Some((_, _, sources)) = covering.first() {
-                let holders = old.preference_list(t, 2);
-                assert!(
-                    sources.iter().all(|s| holders.contains(&s.as_str())),
-                    "sources hold the range"
-                );
-                assert!(!sources.is_empty());
-            }
-        }
     }
 }

@@ -15,9 +15,13 @@
 
 pub mod gossip;
 pub mod join;
+pub mod leave;
 pub mod phi;
+pub mod schema;
+pub mod stream;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,11 +29,20 @@ use ringdb_proto::v1::{Digest, MemberState};
 
 use crate::ring::{Ring, Token};
 use phi::PhiDetector;
+use schema::Schema;
 
 /// A member that owns its tokens and serves reads.
 pub const STATUS_NORMAL: &str = "NORMAL";
 /// A member streaming the data of its new ranges; it receives writes but serves no reads.
 pub const STATUS_JOINING: &str = "JOINING";
+/// A member handing its ranges to their new owners; it still serves them meanwhile.
+pub const STATUS_LEAVING: &str = "LEAVING";
+/// A member that left (decommissioned or removed): out of the ring for good.
+pub const STATUS_LEFT: &str = "LEFT";
+
+/// How far a remover pushes a dead member's heartbeat so its verdict beats the member's own
+/// last state everywhere.
+const REMOVAL_BUMP: u64 = 1 << 32;
 
 /// Gossip pace and failure-detector sensitivity.
 #[derive(Debug, Clone)]
@@ -38,6 +51,8 @@ pub struct MembershipConfig {
     pub gossip_interval: Duration,
     /// Phi above which a member is considered down (Cassandra's and Akka's default is 8).
     pub phi_threshold: f64,
+    /// N of collections nobody created with other options.
+    pub default_replication: u32,
 }
 
 impl Default for MembershipConfig {
@@ -45,6 +60,7 @@ impl Default for MembershipConfig {
         MembershipConfig {
             gossip_interval: Duration::from_secs(1),
             phi_threshold: 8.0,
+            default_replication: 3,
         }
     }
 }
@@ -85,6 +101,8 @@ pub struct MemberView {
     pub bytes: u64,
     /// Hints it holds for others.
     pub hints: u64,
+    /// Failure domain it was placed in.
+    pub zone: String,
 }
 
 fn version(s: &MemberState) -> (u64, u64) {
@@ -95,6 +113,9 @@ fn version(s: &MemberState) -> (u64, u64) {
 pub struct Membership {
     me: MemberState,
     config: MembershipConfig,
+    schema: Schema,
+    /// Something durable changed outside gossip (a collection was created): persist soon.
+    unsaved: AtomicBool,
     inner: RwLock<Inner>,
 }
 
@@ -104,6 +125,8 @@ impl Membership {
     pub fn new(me: MemberState, known: Vec<MemberState>, config: MembershipConfig) -> Self {
         let m = Membership {
             me,
+            schema: Schema::new(config.default_replication, Vec::new()),
+            unsaved: AtomicBool::new(false),
             config,
             inner: RwLock::new(Inner {
                 peers: BTreeMap::new(),
@@ -143,6 +166,73 @@ impl Membership {
         &self.config
     }
 
+    /// The collections and their options.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Record that the view changed in a way worth persisting (the gossip loop saves it).
+    pub fn note_change(&self) {
+        self.unsaved.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the view changed since the last call.
+    pub fn take_change(&self) -> bool {
+        self.unsaved.swap(false, Ordering::Relaxed)
+    }
+
+    /// A member's status (`None` for a stranger).
+    pub fn status_of(&self, id: &str) -> Option<String> {
+        if id == self.me.id {
+            return Some(self.own_status());
+        }
+        self.read().peers.get(id).map(|p| p.state.status.clone())
+    }
+
+    /// The member whose join or departure is under way, if any: one topology change at a
+    /// time.
+    pub fn topology_change(&self) -> Option<(String, String)> {
+        self.known_states()
+            .into_iter()
+            .find(|s| s.status == STATUS_JOINING || s.status == STATUS_LEAVING)
+            .map(|s| (s.id, s.status))
+    }
+
+    /// Members in the ring that will stay in it (NORMAL or JOINING).
+    pub fn staying_members(&self) -> usize {
+        self.known_states()
+            .iter()
+            .filter(|s| {
+                !s.tokens.is_empty() && s.status != STATUS_LEAVING && s.status != STATUS_LEFT
+            })
+            .count()
+    }
+
+    /// Mark a dead member as being removed by this node: it stays in the ring for reads
+    /// while its ranges are re-replicated, and writes go to its successors too.
+    pub fn mark_removing(&self, id: &str) -> bool {
+        self.set_peer_status(id, STATUS_LEAVING, REMOVAL_BUMP)
+    }
+
+    /// Finish a removal (or record a departure): the member leaves the ring for good.
+    pub fn mark_left(&self, id: &str) -> bool {
+        self.set_peer_status(id, STATUS_LEFT, 1)
+    }
+
+    fn set_peer_status(&self, id: &str, status: &str, bump: u64) -> bool {
+        {
+            let mut inner = self.write();
+            let Some(p) = inner.peers.get_mut(id) else {
+                return false;
+            };
+            p.state.status = status.to_string();
+            p.state.removed_by = self.me.id.clone();
+            p.state.heartbeat = p.state.heartbeat.saturating_add(bump);
+        }
+        self.rebuild_ring();
+        true
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -167,7 +257,8 @@ impl Membership {
         self.read().own_status.clone()
     }
 
-    /// Change this node's status (JOINING to NORMAL); gossip spreads it.
+    /// Change this node's status (JOINING to NORMAL, NORMAL to LEAVING to LEFT); gossip
+    /// spreads it.
     pub fn set_own_status(&self, status: &str) {
         self.write().own_status = status.to_string();
         self.rebuild_ring();
@@ -247,6 +338,7 @@ impl Membership {
         self.read()
             .peers
             .values()
+            .filter(|p| p.state.status != STATUS_LEFT)
             .map(|p| {
                 (
                     p.state.id.clone(),
@@ -316,7 +408,24 @@ impl Membership {
         {
             let mut inner = self.write();
             for s in states {
-                if s.id == self.me.id || s.id.is_empty() {
+                if s.id == self.me.id {
+                    // The cluster removed this node while it was down; it must not come
+                    // back with its old data (a wiped node rejoins as JOINING).
+                    if s.status == STATUS_LEFT
+                        && !s.removed_by.is_empty()
+                        && inner.own_status == STATUS_NORMAL
+                    {
+                        tracing::error!(
+                            removed_by = %s.removed_by,
+                            "this node was removed from the cluster; it now stays out of the ring \
+                             (wipe its data directory to rejoin as a new node)"
+                        );
+                        inner.own_status = STATUS_LEFT.to_string();
+                        changed = true;
+                    }
+                    continue;
+                }
+                if s.id.is_empty() {
                     continue;
                 }
                 match inner.peers.get_mut(&s.id) {
@@ -333,6 +442,10 @@ impl Membership {
                             },
                         );
                         changed = true;
+                    }
+                    Some(p) if p.state.status == STATUS_LEFT && s.status != STATUS_JOINING => {
+                        // Gone for good; only a wiped node starting over (JOINING, with a
+                        // newer incarnation) comes back.
                     }
                     Some(p) => {
                         let gained_tokens = s.incarnation == p.state.incarnation
@@ -363,29 +476,33 @@ impl Membership {
 
     fn rebuild_ring(&self) {
         let mut inner = self.write();
-        let mut all: Vec<(String, Vec<Token>, bool)> = vec![(
+        let mut all: Vec<(String, Vec<Token>, String)> = vec![(
             self.me.id.clone(),
             self.me.tokens.clone(),
-            inner.own_status == STATUS_JOINING,
+            inner.own_status.clone(),
         )];
         all.extend(inner.peers.values().map(|p| {
             (
                 p.state.id.clone(),
                 p.state.tokens.clone(),
-                p.state.status == STATUS_JOINING,
+                p.state.status.clone(),
             )
         }));
+        all.retain(|(_, t, status)| !t.is_empty() && status != STATUS_LEFT);
         let serving = all
             .iter()
-            .filter(|(_, _, joining)| !joining)
+            .filter(|(_, _, status)| status != STATUS_JOINING)
             .map(|(id, t, _)| (id.clone(), t.clone()));
         inner.ring = Arc::new(Ring::new(serving));
+        // The ring after the moves under way: joiners in, leavers out.
         inner.pending = all
             .iter()
-            .any(|(_, t, joining)| *joining && !t.is_empty())
+            .any(|(_, _, status)| status == STATUS_JOINING || status == STATUS_LEAVING)
             .then(|| {
                 Arc::new(Ring::new(
-                    all.iter().map(|(id, t, _)| (id.clone(), t.clone())),
+                    all.iter()
+                        .filter(|(_, _, status)| status != STATUS_LEAVING)
+                        .map(|(id, t, _)| (id.clone(), t.clone())),
                 ))
             });
     }
@@ -407,6 +524,7 @@ impl Membership {
             keys: s.keys,
             bytes: s.bytes,
             hints: s.hints,
+            zone: s.zone.clone(),
         };
         let mut out = vec![view(&self.own_state(), true)];
         let now = Instant::now();

@@ -14,9 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ringdb_proto::v1::ReplicaWriteRequest;
+use ringdb_proto::v1::{RangeEntry, ReplicaWriteBatchRequest, ReplicaWriteRequest};
 
-use crate::cluster::Membership;
+use crate::cluster::leave::HandOff;
+use crate::cluster::schema::Schema;
+use crate::cluster::{Membership, STATUS_LEFT};
+use crate::ring::{token_for, Ring};
 use crate::storage::{Space, Storage, StorageError};
 use crate::transport::Transport;
 
@@ -248,6 +251,10 @@ impl Hints {
             .unwrap_or_default();
         let mut delivered = 0;
         for target in targets {
+            if self.membership.status_of(&target).as_deref() == Some(STATUS_LEFT) {
+                delivered += self.reroute_all(&target, transport).await;
+                continue;
+            }
             if !self.membership.is_up(&target) {
                 continue;
             }
@@ -308,6 +315,88 @@ impl Hints {
         delivered
     }
 
+    /// The hints for a target that left the cluster go to the keys' current replicas.
+    async fn reroute_all(&self, target: &str, transport: &dyn Transport) -> usize {
+        let ring = self.membership.ring();
+        let schema = self.membership.schema();
+        let mut delivered = 0;
+        let p = prefix(target);
+        let limit = self.config.replay_batch;
+        let Ok(batch) = self
+            .storage
+            .run(move |e| e.aux_scan(Space::Hints, &p, limit))
+            .await
+        else {
+            return 0;
+        };
+        for (k, v) in batch {
+            let Some(hint) = Hint::decode(v) else {
+                self.remove(target, k).await;
+                continue;
+            };
+            let n = schema.replication(&hint.collection);
+            match self.to_replicas(transport, &ring, n, hint).await {
+                Ok(()) => {
+                    self.remove(target, k).await;
+                    delivered += 1;
+                }
+                Err(e) => {
+                    tracing::debug!(target_node = target, error = %e, "cannot reroute hint");
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    /// Merge a hint into the live replicas of its key in `ring` (other than this node);
+    /// at least one must take it.
+    async fn to_replicas(
+        &self,
+        transport: &dyn Transport,
+        ring: &Ring,
+        n: usize,
+        hint: Hint,
+    ) -> Result<(), String> {
+        let me = self.membership.node_id();
+        let token = token_for(&hint.collection, &hint.key);
+        let mut taken = 0;
+        for node in ring.preference_list(token, n) {
+            if node == me || !self.membership.is_up(node) {
+                continue;
+            }
+            let Some(addr) = self.membership.address(node) else {
+                continue;
+            };
+            let req = ReplicaWriteRequest {
+                collection: hint.collection.clone(),
+                key: hint.key.clone(),
+                siblings: hint.siblings.clone(),
+                durability: ringdb_proto::v1::Durability::Durable as i32,
+            };
+            if let Ok(Ok(())) =
+                tokio::time::timeout(Duration::from_secs(5), transport.replica_write(&addr, req))
+                    .await
+            {
+                taken += 1;
+            }
+        }
+        if taken == 0 {
+            return Err(format!(
+                "no live replica of {}/{} took the hint",
+                hint.collection, hint.key
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keep entries a leaving node handed over as hints for `target`.
+    pub async fn adopt(&self, target: &str, entries: Vec<RangeEntry>) {
+        for e in entries {
+            self.store(target, &e.collection, &e.key, e.siblings).await;
+        }
+    }
+
     async fn remove(&self, target: &str, key: Vec<u8>) {
         if self
             .storage
@@ -327,6 +416,73 @@ impl Hints {
                 tracing::info!(delivered, remaining = self.pending(), "hints delivered");
             }
             tokio::time::sleep(self.config.replay_interval).await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl HandOff for Hints {
+    /// Every hint goes to its target if it is up; otherwise to a live node that stays,
+    /// which keeps it as a hint for the same target.
+    async fn hand_off(
+        &self,
+        transport: &dyn Transport,
+        ring: &Ring,
+        _schema: &Schema,
+    ) -> Result<(), String> {
+        loop {
+            self.replay_once(transport).await;
+            let targets: Vec<String> = self
+                .pending
+                .lock()
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            if targets.is_empty() {
+                return Ok(());
+            }
+            let me = self.membership.node_id();
+            let heir = ring
+                .nodes()
+                .into_iter()
+                .find(|n| *n != me && self.membership.is_up(n))
+                .and_then(|n| self.membership.address(n))
+                .ok_or("no live node to hand hints to")?;
+            for target in targets {
+                let p = prefix(&target);
+                let limit = self.config.replay_batch;
+                let batch = self
+                    .storage
+                    .run(move |e| e.aux_scan(Space::Hints, &p, limit))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut keys = Vec::with_capacity(batch.len());
+                let mut entries = Vec::with_capacity(batch.len());
+                for (k, v) in batch {
+                    if let Some(h) = Hint::decode(v) {
+                        entries.push(RangeEntry {
+                            collection: h.collection,
+                            key: h.key,
+                            siblings: h.siblings,
+                        });
+                    }
+                    keys.push(k);
+                }
+                let req = ReplicaWriteBatchRequest {
+                    entries,
+                    durability: ringdb_proto::v1::Durability::Durable as i32,
+                    hint_for: target.clone(),
+                };
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    transport.replica_write_batch(&heir, req),
+                )
+                .await
+                .map_err(|_| format!("{heir}: no answer"))?
+                .map_err(|e| format!("{heir}: {e}"))?;
+                for k in keys {
+                    self.remove(&target, k).await;
+                }
+            }
         }
     }
 }

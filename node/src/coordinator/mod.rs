@@ -39,7 +39,7 @@ use quorum::{describe_failures, gather};
 /// Settings every request uses unless it says otherwise.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
-    /// N: replicas per key.
+    /// N of collections created without options (each collection's own N is in the schema).
     pub replication_factor: usize,
     /// How long to wait for a level by default.
     pub request_timeout: Duration,
@@ -269,13 +269,23 @@ impl Coordinator {
         &self.storage
     }
 
+    /// How this node reaches its peers.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
     fn me(&self) -> &str {
         self.membership.node_id()
     }
 
+    /// N of a collection.
+    fn n(&self, collection: &str) -> usize {
+        self.membership.schema().replication(collection)
+    }
+
     fn replicas(&self, collection: &str, key: &str) -> Replicas {
         let token = token_for(collection, key);
-        let n = self.config.replication_factor;
+        let n = self.n(collection);
         let ring = self.membership.ring();
         let all: Vec<String> = ring
             .preference_list(token, n)
@@ -307,7 +317,7 @@ impl Coordinator {
         key: &str,
         r: &Replicas,
     ) -> Result<usize> {
-        let required = level.required(self.config.replication_factor);
+        let required = level.required(self.n(collection));
         if r.live.len() < required {
             let down: Vec<&str> = r
                 .all
@@ -339,7 +349,7 @@ impl Coordinator {
         level: Level,
         timeout: Duration,
     ) -> Result<SiblingSet> {
-        let n = self.config.replication_factor;
+        let n = self.n(collection);
         level.check(n, true)?;
         let replicas = self.replicas(collection, key);
         let required = self.check_available("read", level, collection, key, &replicas)?;
@@ -434,8 +444,16 @@ impl Coordinator {
 
     /// Write a document (or tombstone) at `op.level`, from any node.
     pub async fn put(&self, op: WriteOp) -> Result<WriteReply> {
-        let n = self.config.replication_factor;
+        let n = self.n(&op.collection);
         op.level.check(n, false)?;
+        // A first write creates its collection with the default options.
+        if self
+            .membership
+            .schema()
+            .ensure(&op.collection, self.me(), now_ms())
+        {
+            self.membership.note_change();
+        }
         let replicas = self.replicas(&op.collection, &op.key);
         self.check_available("write", op.level, &op.collection, &op.key, &replicas)?;
         if replicas.all.iter().any(|r| r == self.me()) {
@@ -480,7 +498,7 @@ impl Coordinator {
 
     /// Mint the version here (this node is a replica of the key) and replicate it.
     pub async fn coordinate_write(&self, op: WriteOp) -> Result<WriteReply> {
-        let n = self.config.replication_factor;
+        let n = self.n(&op.collection);
         op.level.check(n, false)?;
         let replicas = self.replicas(&op.collection, &op.key);
         let required =

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use ringdb_proto::v1::internode_client::InternodeClient;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, ReplicaReadRequest, ReplicaWriteRequest,
+    GossipAck, GossipAck2, GossipSyn, ReplicaReadRequest, ReplicaWriteBatchRequest,
+    ReplicaWriteRequest,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -79,6 +80,15 @@ impl Transport for GrpcTransport {
         req: ReplicaWriteRequest,
     ) -> Result<(), TransportError> {
         self.client(to)?.replica_write(req).await?;
+        Ok(())
+    }
+
+    async fn replica_write_batch(
+        &self,
+        to: &str,
+        req: ReplicaWriteBatchRequest,
+    ) -> Result<(), TransportError> {
+        self.client(to)?.replica_write_batch(req).await?;
         Ok(())
     }
 

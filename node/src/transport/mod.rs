@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, ReplicaWriteRequest,
+    GossipAck, GossipAck2, GossipSyn, ReplicaWriteBatchRequest, ReplicaWriteRequest,
 };
 
 /// Why a peer call failed.
@@ -61,6 +61,12 @@ pub trait Transport: Send + Sync + 'static {
     /// Merge an encoded sibling set into a replica.
     async fn replica_write(&self, to: &str, req: ReplicaWriteRequest)
         -> Result<(), TransportError>;
+    /// Merge many encoded sibling sets into a node at once (streaming, hint hand-off).
+    async fn replica_write_batch(
+        &self,
+        to: &str,
+        req: ReplicaWriteBatchRequest,
+    ) -> Result<(), TransportError>;
     /// Ask a replica of the key to mint and coordinate a write.
     async fn coordinate_write(
         &self,

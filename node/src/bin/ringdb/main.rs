@@ -1,5 +1,7 @@
-//! `ringdb`: run a node (`serve`) or a local cluster to try RingDB (`dev`).
+//! `ringdb`: run a node (`serve`) or a local cluster to try RingDB (`dev`), and operate a
+//! running cluster (`status`, `admin`).
 
+mod admin;
 mod dev;
 
 /// glibc malloc spent ~15% of CPU under load (cross-thread frees); mimalloc does not.
@@ -31,6 +33,11 @@ enum Command {
     Serve(ServeArgs),
     /// Start a local cluster of child `serve` processes; Ctrl-C stops it.
     Dev(dev::DevArgs),
+    /// Show every node as the node asked sees it: up/down, state, load, ownership, hints.
+    Status(admin::StatusArgs),
+    /// Change the cluster: decommission, removenode, create-collection, collections.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -53,6 +60,9 @@ struct ServeArgs {
     /// Replicas per key (N); must be the same on every node.
     #[arg(long, default_value_t = 3)]
     replication_factor: usize,
+    /// Failure domain (rack, availability zone) shown in status.
+    #[arg(long, default_value = "")]
+    zone: String,
     /// Virtual nodes to take when first joining.
     #[arg(long, default_value_t = ringdb_node::ring::DEFAULT_VNODES)]
     vnodes: usize,
@@ -106,6 +116,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.seeds = a.seeds.into_iter().filter(|s| !s.is_empty()).collect();
     config.advertise = a.advertise;
     config.vnodes = a.vnodes.max(1);
+    config.zone = a.zone;
     config.max_document_bytes = a.max_document_bytes;
     config.cache_bytes = a.cache_mb * 1024 * 1024;
     config.background_flush_ms = a.background_flush_ms;
@@ -158,6 +169,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(a) => serve(a).await,
             Command::Dev(a) => dev::run(a).await,
+            Command::Status(a) => admin::status(a).await,
+            Command::Admin(c) => admin::run(c).await,
         }
     });
     match result {

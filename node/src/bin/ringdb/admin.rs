@@ -1,0 +1,325 @@
+//! Operator commands that talk to a running node over its admin gRPC service: `ringdb
+//! status` (like `nodetool status`) and `ringdb admin ...` (topology changes, collections).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ringdb_proto::v1::admin_client::AdminClient;
+use ringdb_proto::v1::{
+    CreateCollectionRequest, DecommissionRequest, ListCollectionsRequest, NodeStatus,
+    RemoveNodeRequest, StatusRequest,
+};
+use tonic::transport::Channel;
+
+/// Where to find the node to ask.
+#[derive(clap::Args, Clone)]
+pub struct HostArg {
+    /// Node to ask, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    host: String,
+}
+
+/// `ringdb status`.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    host: HostArg,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ringdb admin`.
+#[derive(clap::Subcommand)]
+pub enum AdminCommand {
+    /// Stream the node's data to the new owners and take it out of the ring; waits until it
+    /// is LEFT unless --no-wait.
+    Decommission {
+        #[command(flatten)]
+        host: HostArg,
+        /// Return once the node is LEAVING.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Take a dead node out of the ring, re-replicating its ranges from the survivors
+    /// (coordinated by --host); waits until it is LEFT unless --no-wait.
+    Removenode {
+        /// Id of the dead node.
+        node_id: String,
+        #[command(flatten)]
+        host: HostArg,
+        /// Return once the removal has started.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Create a collection with its replication factor.
+    CreateCollection {
+        /// Collection name.
+        name: String,
+        /// Replicas per key (default: the cluster's).
+        #[arg(long, default_value_t = 0)]
+        replication: u32,
+        /// Succeed if it exists already.
+        #[arg(long)]
+        if_not_exists: bool,
+        #[command(flatten)]
+        host: HostArg,
+    },
+    /// List the collections and their replication factors.
+    Collections {
+        #[command(flatten)]
+        host: HostArg,
+    },
+}
+
+async fn connect(host: &HostArg) -> anyhow::Result<AdminClient<Channel>> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", host.host))
+        .with_context(|| format!("bad address {:?}", host.host))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30));
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {}", host.host))?;
+    Ok(AdminClient::new(channel))
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `nodetool status`-style lines: state letters, then the columns.
+fn table(asked: &str, rf: u32, nodes: &[NodeStatus]) -> String {
+    let mut rows = vec![[
+        "--".to_string(),
+        "ID".into(),
+        "Address".into(),
+        "Load".into(),
+        "Keys".into(),
+        "Owns".into(),
+        "Hints".into(),
+        "Zone".into(),
+    ]];
+    for n in nodes {
+        let up = if n.up { 'U' } else { 'D' };
+        let state = n.status.chars().next().unwrap_or('?');
+        rows.push([
+            format!("{up}{state}"),
+            n.id.clone(),
+            n.address.clone(),
+            human_bytes(n.bytes),
+            n.keys.to_string(),
+            format!("{:.1}%", n.ownership * 100.0),
+            n.hints.to_string(),
+            if n.zone.is_empty() {
+                "-".into()
+            } else {
+                n.zone.clone()
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!(
+        "As seen by {asked}; default replication {rf}\nStatus=Up/Down  State=Normal/Leaving/Joining/Left\n"
+    );
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Run `ringdb status`.
+pub async fn status(a: StatusArgs) -> anyhow::Result<()> {
+    let mut client = connect(&a.host).await?;
+    let s = client
+        .status(StatusRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if a.json {
+        let nodes: Vec<serde_json::Value> = s
+            .nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "id": n.id, "address": n.address, "up": n.up, "status": n.status,
+                    "ownership": n.ownership, "keys": n.keys, "bytes": n.bytes,
+                    "hints": n.hints, "zone": n.zone,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "nodes": nodes }));
+    } else {
+        print!("{}", table(&s.node_id, s.replication_factor, &s.nodes));
+    }
+    Ok(())
+}
+
+/// Poll status until `id` is LEFT in the view of the node at `host`.
+async fn wait_left(host: &HostArg, id: &str) -> anyhow::Result<()> {
+    let mut client = connect(host).await?;
+    let mut last = String::new();
+    loop {
+        let s = client
+            .status(StatusRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        let Some(n) = s.nodes.iter().find(|n| n.id == id) else {
+            bail!("{id} is no longer listed by {}", host.host);
+        };
+        if n.status != last {
+            println!("{id}: {}", n.status);
+            last = n.status.clone();
+        }
+        if n.status == "LEFT" {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Run `ringdb admin ...`.
+pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::Decommission { host, no_wait } => {
+            let mut client = connect(&host).await?;
+            let id = client
+                .status(StatusRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .node_id;
+            let r = client
+                .decommission(DecommissionRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", r.message);
+            if !no_wait {
+                wait_left(&host, &id).await?;
+            }
+        }
+        AdminCommand::Removenode {
+            node_id,
+            host,
+            no_wait,
+        } => {
+            let mut client = connect(&host).await?;
+            let r = client
+                .remove_node(RemoveNodeRequest {
+                    node_id: node_id.clone(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", r.message);
+            if !no_wait {
+                wait_left(&host, &node_id).await?;
+            }
+        }
+        AdminCommand::CreateCollection {
+            name,
+            replication,
+            if_not_exists,
+            host,
+        } => {
+            let c = connect(&host)
+                .await?
+                .create_collection(CreateCollectionRequest {
+                    name,
+                    replication,
+                    if_not_exists,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .collection
+                .context("empty answer")?;
+            println!("collection {} (replication = {})", c.name, c.replication);
+        }
+        AdminCommand::Collections { host } => {
+            let r = connect(&host)
+                .await?
+                .list_collections(ListCollectionsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("default replication = {}", r.default_replication);
+            for c in r.collections {
+                println!("{}  replication = {}", c.name, c.replication);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns_and_abbreviates_state() {
+        let nodes = vec![
+            NodeStatus {
+                id: "n1".into(),
+                address: "127.0.0.1:7401".into(),
+                up: true,
+                status: "NORMAL".into(),
+                ownership: 0.3333,
+                keys: 10,
+                bytes: 2048,
+                hints: 0,
+                zone: "a".into(),
+            },
+            NodeStatus {
+                id: "n22".into(),
+                address: "10.0.0.2:7401".into(),
+                up: false,
+                status: "LEAVING".into(),
+                ownership: 0.6667,
+                keys: 0,
+                bytes: 0,
+                hints: 5,
+                zone: String::new(),
+            },
+        ];
+        let t = table("n1", 3, &nodes);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[2],
+            "--  ID   Address         Load     Keys  Owns   Hints  Zone"
+        );
+        assert_eq!(
+            lines[3],
+            "UN  n1   127.0.0.1:7401  2.0 KiB  10    33.3%  0      a"
+        );
+        assert_eq!(
+            lines[4],
+            "DL  n22  10.0.0.2:7401   0 B      0     66.7%  5      -"
+        );
+    }
+}
