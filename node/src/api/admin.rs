@@ -1,6 +1,7 @@
 //! The admin service: cluster status as this node sees it, the ring, local replicas.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ringdb_proto::v1::admin_server::Admin;
 use ringdb_proto::v1::{
@@ -11,6 +12,7 @@ use ringdb_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::cluster::gossip;
 use crate::cluster::leave::{self, Refusal};
 use crate::cluster::schema::SchemaError;
 use crate::cluster::Membership;
@@ -131,12 +133,30 @@ impl Admin for AdminService {
     ) -> Result<Response<CreateCollectionResponse>, Status> {
         let r = req.into_inner();
         validate::collection(&r.name)?;
+        // Learn what the live peers know first, so a create made through another node is
+        // seen; then tell them at once. Creates racing on two nodes are settled by the
+        // schema merge (the earlier creation wins) and the loser is told so.
+        let transport = self.coordinator.transport();
+        let agree = Duration::from_secs(2);
+        gossip::round_with_all(&self.membership, transport.as_ref(), agree).await;
         let schema = self.membership.schema();
         let def = match schema.create(&r.name, r.replication, self.membership.node_id(), now_ms()) {
             Ok(def) => {
                 self.membership.note_change();
-                tracing::info!(collection = %def.name, replication = def.replication, "collection created");
-                def
+                gossip::round_with_all(&self.membership, transport.as_ref(), agree).await;
+                match schema.get(&r.name) {
+                    Some(won) if won != def && !r.if_not_exists => {
+                        return Err(Status::already_exists(format!(
+                            "collection {} was created concurrently on {} with replication = {}",
+                            won.name, won.created_by, won.replication
+                        )))
+                    }
+                    Some(won) => {
+                        tracing::info!(collection = %won.name, replication = won.replication, "collection created");
+                        won
+                    }
+                    None => def,
+                }
             }
             Err(SchemaError::Exists { .. }) if r.if_not_exists => schema
                 .get(&r.name)

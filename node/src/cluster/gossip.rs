@@ -125,6 +125,30 @@ pub async fn round(
     Some(changed)
 }
 
+/// One round with every live peer at once, so a change made here (or one made elsewhere)
+/// is known cluster-wide before an operator's request is answered: schema agreement, as
+/// Cassandra waits for it. Returns how many peers answered.
+pub async fn round_with_all(
+    membership: &Membership,
+    transport: &dyn Transport,
+    timeout: Duration,
+) -> usize {
+    let live: Vec<String> = membership
+        .peers()
+        .into_iter()
+        .filter(|(_, _, up)| *up)
+        .map(|(_, a, _)| a)
+        .collect();
+    let rounds = live
+        .iter()
+        .map(|a| round(membership, transport, a, timeout));
+    let results = futures::future::join_all(rounds).await;
+    if results.contains(&Some(true)) {
+        membership.note_change(); // the gossip loop persists what was learned
+    }
+    results.iter().filter(|r| r.is_some()).count()
+}
+
 /// Gossip with the seeds until one answers or `patience` runs out. Used before a brand-new
 /// node picks its tokens, so it sees the ring first.
 pub async fn learn_from_seeds(
