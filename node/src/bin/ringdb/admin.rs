@@ -117,7 +117,11 @@ fn table(asked: &str, rf: u32, nodes: &[NodeStatus]) -> String {
     ]];
     for n in nodes {
         let up = if n.up { 'U' } else { 'D' };
-        let state = n.status.chars().next().unwrap_or('?');
+        // LEAVING and LEFT share a first letter; a node that has left shows as X.
+        let state = match n.status.as_str() {
+            "LEFT" => 'X',
+            s => s.chars().next().unwrap_or('?'),
+        };
         rows.push([
             format!("{up}{state}"),
             n.id.clone(),
@@ -137,7 +141,7 @@ fn table(asked: &str, rf: u32, nodes: &[NodeStatus]) -> String {
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = format!(
-        "As seen by {asked}; default replication {rf}\nStatus=Up/Down  State=Normal/Leaving/Joining/Left\n"
+        "As seen by {asked}; default replication {rf}\nStatus=Up/Down  State=Normal/Joining/Leaving/X (left)\n"
     );
     for r in rows {
         let line: Vec<String> = r
