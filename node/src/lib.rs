@@ -5,6 +5,7 @@ pub mod api;
 pub mod cluster;
 pub mod coordinator;
 pub mod error;
+pub mod merkle;
 pub mod ring;
 pub mod server;
 pub mod storage;

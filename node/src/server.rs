@@ -140,6 +140,10 @@ impl RunningNode {
         if let Err(e) = self.coordinator.storage().flush().await {
             tracing::error!(error = %e, "final flush failed");
         }
+        // Saves the hash trees so the next start skips the rebuild scan.
+        if let Err(e) = self.coordinator.storage().checkpoint().await {
+            tracing::warn!(error = %e, "hash-tree checkpoint failed; the next start rebuilds them");
+        }
     }
 }
 

@@ -32,8 +32,8 @@ pub trait Engine: Send + Sync + 'static {
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
     /// Write node metadata; durable on return.
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
-    /// Number of data keys and their total value bytes, by a full scan (startup only).
-    fn scan_stats(&self) -> Result<(u64, u64), StorageError>;
+    /// Visit every data entry in key order (startup rebuild after an unclean stop).
+    fn for_each_data(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError>;
     /// Store an entry in an auxiliary keyspace.
     fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
     /// Remove an entry from an auxiliary keyspace.
@@ -126,14 +126,12 @@ impl Engine for SledEngine {
         self.flush()
     }
 
-    fn scan_stats(&self) -> Result<(u64, u64), StorageError> {
-        let (mut keys, mut bytes) = (0, 0);
+    fn for_each_data(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
         for kv in self.data.iter() {
-            let (_, v) = kv.map_err(sled_err)?;
-            keys += 1;
-            bytes += v.len() as u64;
+            let (k, v) = kv.map_err(sled_err)?;
+            visit(&k, &v);
         }
-        Ok((keys, bytes))
+        Ok(())
     }
 
     fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
@@ -215,9 +213,11 @@ impl Engine for MemEngine {
         Ok(())
     }
 
-    fn scan_stats(&self) -> Result<(u64, u64), StorageError> {
-        let d = self.data.lock().map_err(poisoned)?;
-        Ok((d.len() as u64, d.values().map(|v| v.len() as u64).sum()))
+    fn for_each_data(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        for (k, v) in self.data.lock().map_err(poisoned)?.iter() {
+            visit(k, v);
+        }
+        Ok(())
     }
 
     fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError> {

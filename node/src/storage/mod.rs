@@ -12,18 +12,22 @@
 //! token range is one contiguous scan (for streaming and anti-entropy).
 
 pub mod engine;
+mod trees;
+mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use bytes::Bytes;
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::ring::{token_for, Token};
 use crate::version::{CausalContext, DecodeError, SiblingSet};
 pub use engine::{Engine, MemEngine, Pairs, SledEngine, Space};
+pub use trees::Trees;
+use worker::{flusher, worker, FlushWaiter, Job, Reply, Shared};
 
 /// Why a storage operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -137,50 +141,6 @@ pub struct Minted {
     pub context: CausalContext,
 }
 
-type EngineTask = Box<dyn FnOnce(&dyn Engine) + Send>;
-
-type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
-
-enum Job {
-    /// Anything else that needs the engine, off the async threads.
-    Run(EngineTask),
-    Read {
-        key: Vec<u8>,
-        reply: Reply<Option<Bytes>>,
-    },
-    Merge {
-        key: Vec<u8>,
-        incoming: SiblingSet,
-        durability: Durability,
-        reply: Reply<()>,
-    },
-    Mint {
-        key: Vec<u8>,
-        mint: Mint,
-        durability: Durability,
-        reply: Reply<Minted>,
-    },
-}
-
-/// A write applied in memory and waiting for the next group flush.
-enum FlushWaiter {
-    Unit(Reply<()>),
-    Minted(Reply<Minted>, Minted),
-}
-
-impl FlushWaiter {
-    fn finish(self, result: Result<(), StorageError>) {
-        match self {
-            FlushWaiter::Unit(r) => {
-                let _ = r.send(result);
-            }
-            FlushWaiter::Minted(r, m) => {
-                let _ = r.send(result.map(|_| m));
-            }
-        }
-    }
-}
-
 /// Live key and byte counts of this replica, reported in cluster status.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -203,13 +163,17 @@ pub struct Storage {
     stats: Arc<Stats>,
     queue_depth: usize,
     next_shard: Arc<std::sync::atomic::AtomicUsize>,
+    trees: Arc<Trees>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Storage {
     /// Start the storage threads and the flusher over an engine.
     pub fn start(engine: Arc<dyn Engine>, config: PoolConfig) -> Result<Storage, StorageError> {
         let stats = Arc::new(Stats::default());
-        let (keys, bytes) = engine.scan_stats()?;
+        let (trees, keys, bytes) = trees::open(engine.as_ref())?;
+        let trees = Arc::new(trees);
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         stats.keys.store(keys, Ordering::Relaxed);
         stats.bytes.store(bytes, Ordering::Relaxed);
         let (flush_tx, flush_rx) =
@@ -225,12 +189,16 @@ impl Storage {
         let mut shards = Vec::new();
         for i in 0..config.threads.max(1) {
             let (tx, rx) = bounded::<Job>(config.queue_depth);
-            let engine = engine.clone();
-            let flush_tx = flush_tx.clone();
-            let stats = stats.clone();
+            let shared = Shared {
+                engine: engine.clone(),
+                flush: flush_tx.clone(),
+                stats: stats.clone(),
+                trees: trees.clone(),
+                closed: closed.clone(),
+            };
             thread::Builder::new()
                 .name(format!("ringdb-storage-{i}"))
-                .spawn(move || worker(engine, rx, flush_tx, stats))
+                .spawn(move || worker(shared, rx))
                 .map_err(|e| StorageError::Io(e.to_string()))?;
             shards.push(tx);
         }
@@ -241,6 +209,8 @@ impl Storage {
             stats,
             queue_depth: config.queue_depth,
             next_shard: Default::default(),
+            trees,
+            closed,
         })
     }
 
@@ -403,125 +373,6 @@ impl Storage {
     }
 }
 
-/// A key's sibling set and the bytes it was decoded from (`None` when absent).
-fn load(engine: &dyn Engine, key: &[u8]) -> Result<(SiblingSet, Option<Bytes>), StorageError> {
-    match engine.get(key)? {
-        Some(v) => {
-            let raw = Bytes::from(v);
-            Ok((SiblingSet::decode(&raw)?, Some(raw)))
-        }
-        None => Ok((SiblingSet::new(), None)),
-    }
-}
-
-fn store(
-    engine: &dyn Engine,
-    stats: &Stats,
-    key: &[u8],
-    encoded: &[u8],
-    old_len: Option<usize>,
-) -> Result<(), StorageError> {
-    engine.put(key, encoded)?;
-    match old_len {
-        None => {
-            stats.keys.fetch_add(1, Ordering::Relaxed);
-        }
-        Some(l) => {
-            stats.bytes.fetch_sub(l as u64, Ordering::Relaxed);
-        }
-    }
-    stats
-        .bytes
-        .fetch_add(encoded.len() as u64, Ordering::Relaxed);
-    Ok(())
-}
-
-fn worker(
-    engine: Arc<dyn Engine>,
-    jobs: Receiver<Job>,
-    flush: Sender<FlushWaiter>,
-    stats: Arc<Stats>,
-) {
-    let engine = engine.as_ref();
-    let defer = |w: FlushWaiter| {
-        if let Err(e) = flush.send(w) {
-            e.into_inner().finish(Err(StorageError::Stopped));
-        }
-    };
-    for job in jobs {
-        match job {
-            Job::Run(f) => f(engine),
-            Job::Read { key, reply } => {
-                let _ = reply.send(engine.get(&key).map(|v| v.map(Bytes::from)));
-            }
-            Job::Merge {
-                key,
-                incoming,
-                durability,
-                reply,
-            } => {
-                let r = load(engine, &key).and_then(|(mut cur, old)| {
-                    cur.merge(&incoming);
-                    // The encoding is canonical: equal bytes mean the merge changed nothing.
-                    let encoded = cur.encode();
-                    if old.as_deref() != Some(encoded.as_slice()) {
-                        store(engine, &stats, &key, &encoded, old.map(|b| b.len()))?;
-                    }
-                    Ok(())
-                });
-                match (r, durability) {
-                    (Ok(()), Durability::Durable) => defer(FlushWaiter::Unit(reply)),
-                    (r, _) => {
-                        let _ = reply.send(r);
-                    }
-                }
-            }
-            Job::Mint {
-                key,
-                mint,
-                durability,
-                reply,
-            } => {
-                let r = load(engine, &key).and_then(|(mut cur, old)| {
-                    let context =
-                        cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
-                    let encoded = Bytes::from(cur.encode());
-                    store(engine, &stats, &key, &encoded, old.map(|b| b.len()))?;
-                    Ok(Minted {
-                        stored: encoded,
-                        context,
-                    })
-                });
-                match (r, durability) {
-                    (Ok(m), Durability::Durable) => defer(FlushWaiter::Minted(reply, m)),
-                    (r, _) => {
-                        let _ = reply.send(r);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Group commit: one fsync for every write that arrived while the previous one ran.
-fn flusher(engine: Arc<dyn Engine>, waiters: Receiver<FlushWaiter>, stats: Arc<Stats>) {
-    while let Ok(first) = waiters.recv() {
-        let mut batch = vec![first];
-        batch.extend(waiters.try_iter());
-        let result = engine.flush();
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "group flush failed; failing {} writes", batch.len());
-        }
-        stats.flushes.fetch_add(1, Ordering::Relaxed);
-        stats
-            .flushed_writes
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for w in batch {
-            w.finish(result.clone());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +419,53 @@ mod tests {
         assert_eq!(s.stats().keys.load(Ordering::Relaxed), 1);
     }
 
+    #[tokio::test]
+    async fn hash_trees_survive_a_clean_stop_and_are_rebuilt_after_a_crash() {
+        let engine = Arc::new(MemEngine::default());
+        let s = Storage::start(engine.clone(), PoolConfig::default()).unwrap();
+        for i in 0..300 {
+            s.mint("c", &i.to_string(), mint("{}"), Durability::Memory)
+                .await
+                .unwrap();
+        }
+        s.mint("d", "x", mint("{}"), Durability::Memory)
+            .await
+            .unwrap();
+        let roots = s.trees().roots();
+        assert_eq!(roots.len(), 2);
+        assert!(roots.iter().all(|(_, r)| *r != 0));
+        // Crash: no checkpoint; the restart rebuilds the same trees from the data.
+        let crashed = Storage::start(engine.clone(), PoolConfig::default()).unwrap();
+        assert_eq!(crashed.trees().roots(), roots);
+        assert_eq!(crashed.stats().keys.load(Ordering::Relaxed), 301);
+        // Clean stop: the checkpoint is loaded, and writes after it are refused.
+        crashed.checkpoint().await.unwrap();
+        let refused = crashed
+            .mint("c", "late", mint("{}"), Durability::Memory)
+            .await;
+        assert!(matches!(refused, Err(StorageError::Stopped)), "{refused:?}");
+        engine
+            .put(
+                &storage_key(token_for("c", "0"), "c", "0"),
+                b"not a sibling set",
+            )
+            .unwrap();
+        let restored = Storage::start(engine.clone(), PoolConfig::default()).unwrap();
+        assert_eq!(
+            restored.trees().roots(),
+            roots,
+            "the checkpoint, not a rescan (which would see the overwritten key), was used"
+        );
+        assert_eq!(restored.stats().keys.load(Ordering::Relaxed), 301);
+        // The range hash over everything equals the root; a sub-range matches its keys.
+        let all = restored.range_hash("c", i64::MIN, i64::MAX).await.unwrap();
+        assert_eq!(all, roots[0].1);
+        let t = token_for("c", "7");
+        let keys = restored.key_hashes("c", t, t).await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(restored.range_hash("c", t, t).await.unwrap(), keys[0].1);
+    }
+
     /// An engine whose fsync takes 5 ms, like a real disk.
     #[derive(Default)]
     struct SlowFlush(MemEngine);
@@ -589,8 +487,8 @@ mod tests {
         fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
             self.0.put_meta(key, value)
         }
-        fn scan_stats(&self) -> Result<(u64, u64), StorageError> {
-            self.0.scan_stats()
+        fn for_each_data(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+            self.0.for_each_data(visit)
         }
         fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
             self.0.aux_put(space, key, value)

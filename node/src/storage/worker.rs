@@ -1,0 +1,200 @@
+//! The storage threads: each owns a shard of the keys and applies reads, merges and mints
+//! in arrival order; the flusher makes durable writes durable in groups.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use tokio::sync::oneshot;
+
+use super::trees::Trees;
+use super::{Durability, Engine, Mint, Minted, Stats, StorageError};
+use crate::version::SiblingSet;
+
+pub(super) type EngineTask = Box<dyn FnOnce(&dyn Engine) + Send>;
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
+
+pub(super) enum Job {
+    /// Anything else that needs the engine, off the async threads.
+    Run(EngineTask),
+    Read {
+        key: Vec<u8>,
+        reply: Reply<Option<Bytes>>,
+    },
+    Merge {
+        key: Vec<u8>,
+        incoming: SiblingSet,
+        durability: Durability,
+        reply: Reply<()>,
+    },
+    Mint {
+        key: Vec<u8>,
+        mint: Mint,
+        durability: Durability,
+        reply: Reply<Minted>,
+    },
+}
+
+/// A write applied in memory and waiting for the next group flush.
+pub(super) enum FlushWaiter {
+    Unit(Reply<()>),
+    Minted(Reply<Minted>, Minted),
+}
+
+impl FlushWaiter {
+    fn finish(self, result: Result<(), StorageError>) {
+        match self {
+            FlushWaiter::Unit(r) => {
+                let _ = r.send(result);
+            }
+            FlushWaiter::Minted(r, m) => {
+                let _ = r.send(result.map(|_| m));
+            }
+        }
+    }
+}
+
+/// A key's sibling set and the bytes it was decoded from (`None` when absent).
+fn load(engine: &dyn Engine, key: &[u8]) -> Result<(SiblingSet, Option<Bytes>), StorageError> {
+    match engine.get(key)? {
+        Some(v) => {
+            let raw = Bytes::from(v);
+            Ok((SiblingSet::decode(&raw)?, Some(raw)))
+        }
+        None => Ok((SiblingSet::new(), None)),
+    }
+}
+
+/// Write a key's new encoding, keeping the counters and the hash tree in step.
+fn store(
+    engine: &dyn Engine,
+    stats: &Stats,
+    trees: &Trees,
+    key: &[u8],
+    encoded: &[u8],
+    old: Option<&[u8]>,
+) -> Result<(), StorageError> {
+    engine.put(key, encoded)?;
+    match old {
+        None => {
+            stats.keys.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(o) => {
+            stats.bytes.fetch_sub(o.len() as u64, Ordering::Relaxed);
+        }
+    }
+    stats
+        .bytes
+        .fetch_add(encoded.len() as u64, Ordering::Relaxed);
+    trees.record(key, old, encoded);
+    Ok(())
+}
+
+/// What a storage thread shares with the others.
+pub(super) struct Shared {
+    pub engine: Arc<dyn Engine>,
+    pub flush: Sender<FlushWaiter>,
+    pub stats: Arc<Stats>,
+    pub trees: Arc<Trees>,
+    /// Set once the trees are checkpointed for shutdown: later writes would make the
+    /// checkpoint stale, so they are refused.
+    pub closed: Arc<AtomicBool>,
+}
+
+pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
+    let Shared {
+        engine,
+        flush,
+        stats,
+        trees,
+        closed,
+    } = shared;
+    let engine = engine.as_ref();
+    let defer = |w: FlushWaiter| {
+        if let Err(e) = flush.send(w) {
+            e.into_inner().finish(Err(StorageError::Stopped));
+        }
+    };
+    for job in jobs {
+        match job {
+            Job::Run(f) => f(engine),
+            Job::Read { key, reply } => {
+                let _ = reply.send(engine.get(&key).map(|v| v.map(Bytes::from)));
+            }
+            Job::Merge {
+                key,
+                incoming,
+                durability,
+                reply,
+            } => {
+                if closed.load(Ordering::Acquire) {
+                    let _ = reply.send(Err(StorageError::Stopped));
+                    continue;
+                }
+                let r = load(engine, &key).and_then(|(mut cur, old)| {
+                    cur.merge(&incoming);
+                    // The encoding is canonical: equal bytes mean the merge changed nothing.
+                    let encoded = cur.encode();
+                    if old.as_deref() != Some(encoded.as_slice()) {
+                        store(engine, &stats, &trees, &key, &encoded, old.as_deref())?;
+                    }
+                    Ok(())
+                });
+                match (r, durability) {
+                    (Ok(()), Durability::Durable) => defer(FlushWaiter::Unit(reply)),
+                    (r, _) => {
+                        let _ = reply.send(r);
+                    }
+                }
+            }
+            Job::Mint {
+                key,
+                mint,
+                durability,
+                reply,
+            } => {
+                if closed.load(Ordering::Acquire) {
+                    let _ = reply.send(Err(StorageError::Stopped));
+                    continue;
+                }
+                let r = load(engine, &key).and_then(|(mut cur, old)| {
+                    let context =
+                        cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
+                    let encoded = Bytes::from(cur.encode());
+                    store(engine, &stats, &trees, &key, &encoded, old.as_deref())?;
+                    Ok(Minted {
+                        stored: encoded,
+                        context,
+                    })
+                });
+                match (r, durability) {
+                    (Ok(m), Durability::Durable) => defer(FlushWaiter::Minted(reply, m)),
+                    (r, _) => {
+                        let _ = reply.send(r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Group commit: one fsync for every write that arrived while the previous one ran.
+pub(super) fn flusher(engine: Arc<dyn Engine>, waiters: Receiver<FlushWaiter>, stats: Arc<Stats>) {
+    while let Ok(first) = waiters.recv() {
+        let mut batch = vec![first];
+        batch.extend(waiters.try_iter());
+        let result = engine.flush();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "group flush failed; failing {} writes", batch.len());
+        }
+        stats.flushes.fetch_add(1, Ordering::Relaxed);
+        stats
+            .flushed_writes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for w in batch {
+            w.finish(result.clone());
+        }
+    }
+}
