@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod coordinator;
 pub mod error;
 pub mod merkle;
+pub mod repair;
 pub mod ring;
 pub mod server;
 pub mod storage;

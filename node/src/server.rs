@@ -24,6 +24,7 @@ use crate::cluster::{
 use crate::coordinator::hints::{HintConfig, Hints};
 use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::repair::{AaeConfig, AntiEntropy};
 use crate::ring::{Ring, Token, DEFAULT_VNODES};
 use crate::storage::{Engine, PoolConfig, SledEngine, Storage, StorageError};
 use crate::transport::grpc::{GrpcTransport, MAX_INTERNODE_MESSAGE};
@@ -60,6 +61,8 @@ pub struct NodeConfig {
     pub membership: MembershipConfig,
     /// Hinted handoff limits.
     pub hints: HintConfig,
+    /// Anti-entropy pacing.
+    pub aae: AaeConfig,
 }
 
 impl NodeConfig {
@@ -84,6 +87,7 @@ impl NodeConfig {
             coordinator: CoordinatorConfig::default(),
             membership: MembershipConfig::default(),
             hints: HintConfig::default(),
+            aae: AaeConfig::default(),
         }
     }
 }
@@ -177,6 +181,8 @@ pub struct Assembled {
     pub membership: Arc<Membership>,
     /// Its coordinator (and, through it, its storage).
     pub coordinator: Arc<Coordinator>,
+    /// Its anti-entropy (background passes and operators' repairs).
+    pub anti_entropy: Arc<AntiEntropy>,
 }
 
 impl Assembled {
@@ -201,6 +207,7 @@ impl Assembled {
                 seeds,
             )),
             tokio::spawn(self.coordinator.hints().clone().run(transport.clone())),
+            tokio::spawn(self.anti_entropy.clone().run()),
         ];
         match self.membership.own_status().as_str() {
             STATUS_JOINING => tasks.push(tokio::spawn(join::run(
@@ -335,6 +342,13 @@ pub async fn assemble(
 
     let actor = format!("{}.{}", config.node_id, incarnation);
     let hints = Hints::open(storage.clone(), membership.clone(), config.hints.clone()).await?;
+    let anti_entropy = Arc::new(AntiEntropy::new(
+        membership.clone(),
+        storage.clone(),
+        hints.clone(),
+        transport.clone(),
+        config.aae.clone(),
+    ));
     let coordinator = Arc::new(Coordinator::new(
         membership.clone(),
         storage.clone(),
@@ -347,6 +361,7 @@ pub async fn assemble(
     Ok(Assembled {
         membership,
         coordinator,
+        anti_entropy,
     })
 }
 
@@ -420,8 +435,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
         )
         .add_service(
-            AdminServer::new(AdminService::new(coordinator.clone(), membership.clone()))
-                .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
+            AdminServer::new(AdminService::new(
+                coordinator.clone(),
+                membership.clone(),
+                parts.anti_entropy.clone(),
+            ))
+            .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
         )
         .add_service(health_service)
         .add_service(reflection);

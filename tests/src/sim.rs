@@ -20,8 +20,8 @@ use ringdb_node::version::{CausalContext, SiblingSet};
 use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, ReplicaReadRequest, ReplicaWriteBatchRequest,
-    ReplicaWriteRequest,
+    GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
+    ReplicaReadBatchRequest, ReplicaReadRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
 };
 use tokio::task::JoinHandle;
 
@@ -200,6 +200,45 @@ impl Transport for SimTransport {
         svc.gossip_finish(tonic::Request::new(ack2)).await?;
         Ok(())
     }
+
+    async fn range_hashes(
+        &self,
+        to: &str,
+        req: RangeHashesRequest,
+    ) -> Result<Vec<u64>, TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        Ok(svc
+            .range_hashes(tonic::Request::new(req))
+            .await?
+            .into_inner()
+            .hashes)
+    }
+
+    async fn key_hashes(
+        &self,
+        to: &str,
+        req: KeyHashesRequest,
+    ) -> Result<Vec<KeyHash>, TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        Ok(svc
+            .key_hashes(tonic::Request::new(req))
+            .await?
+            .into_inner()
+            .keys)
+    }
+
+    async fn replica_read_batch(
+        &self,
+        to: &str,
+        req: ReplicaReadBatchRequest,
+    ) -> Result<Vec<Bytes>, TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        Ok(svc
+            .replica_read_batch(tonic::Request::new(req))
+            .await?
+            .into_inner()
+            .siblings)
+    }
 }
 
 /// A node running in this process.
@@ -210,6 +249,8 @@ pub struct SimNode {
     pub coordinator: Arc<Coordinator>,
     /// Its membership view.
     pub membership: Arc<ringdb_node::cluster::Membership>,
+    /// Its anti-entropy: tests run passes directly.
+    pub anti_entropy: Arc<ringdb_node::repair::AntiEntropy>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -326,6 +367,7 @@ impl SimCluster {
                 id,
                 coordinator: parts.coordinator,
                 membership: parts.membership,
+                anti_entropy: parts.anti_entropy,
                 background,
             });
         }

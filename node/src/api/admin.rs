@@ -7,30 +7,39 @@ use ringdb_proto::v1::admin_server::Admin;
 use ringdb_proto::v1::{
     CollectionDef, CollectionInfo, CreateCollectionRequest, CreateCollectionResponse,
     DecommissionRequest, ListCollectionsRequest, ListCollectionsResponse, LocalGetRequest,
-    LocalGetResponse, LocalVersion, NodeStatus, RemoveNodeRequest, RingRequest, RingResponse,
-    RingToken, StatusRequest, StatusResponse, TopologyChangeResponse,
+    LocalGetResponse, LocalVersion, NodeStatus, RemoveNodeRequest, RepairRequest, RepairResponse,
+    RepairStatusRequest, RepairStatusResponse, RingRequest, RingResponse, RingToken, StatusRequest,
+    StatusResponse, TopologyChangeResponse, TreeRoot,
 };
 use tonic::{Request, Response, Status};
 
 use crate::cluster::gossip;
 use crate::cluster::leave::{self, Refusal};
+use crate::cluster::now_ms;
 use crate::cluster::schema::SchemaError;
 use crate::cluster::Membership;
 use crate::coordinator::validate::{self, context_token};
 use crate::coordinator::Coordinator;
+use crate::repair::AntiEntropy;
 
 /// Serves `ringdb.v1.Admin`.
 pub struct AdminService {
     coordinator: Arc<Coordinator>,
     membership: Arc<Membership>,
+    anti_entropy: Arc<AntiEntropy>,
 }
 
 impl AdminService {
     /// Serve operators on behalf of this node.
-    pub fn new(coordinator: Arc<Coordinator>, membership: Arc<Membership>) -> Self {
+    pub fn new(
+        coordinator: Arc<Coordinator>,
+        membership: Arc<Membership>,
+        anti_entropy: Arc<AntiEntropy>,
+    ) -> Self {
         AdminService {
             coordinator,
             membership,
+            anti_entropy,
         }
     }
 
@@ -65,13 +74,6 @@ fn refused(r: Refusal) -> Status {
         Refusal::Precondition(m) => Status::failed_precondition(m),
         Refusal::Unknown(m) => Status::not_found(m),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[tonic::async_trait]
@@ -215,5 +217,50 @@ impl Admin for AdminService {
             id,
         ));
         Ok(Response::new(TopologyChangeResponse { message }))
+    }
+
+    async fn repair(
+        &self,
+        req: Request<RepairRequest>,
+    ) -> Result<Response<RepairResponse>, Status> {
+        let r = req.into_inner();
+        let only = (!r.collection.is_empty()).then_some(r.collection);
+        if let Some(c) = &only {
+            validate::collection(c)?;
+        }
+        let report = self.anti_entropy.pass(only.as_deref()).await;
+        tracing::info!(?report, "repair requested by an operator");
+        Ok(Response::new(RepairResponse {
+            ranges: report.ranges,
+            failed: report.failed,
+            keys_repaired: report.keys_repaired,
+            bytes_exchanged: report.bytes_exchanged,
+            elapsed_ms: report.elapsed.as_millis() as u64,
+        }))
+    }
+
+    async fn repair_status(
+        &self,
+        _: Request<RepairStatusRequest>,
+    ) -> Result<Response<RepairStatusResponse>, Status> {
+        let s = self.anti_entropy.stats();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(Response::new(RepairStatusResponse {
+            node_id: self.membership.node_id().to_string(),
+            passes: load(&s.passes),
+            last_pass_ms: load(&s.last_pass_ms),
+            ranges_verified: load(&s.ranges_verified),
+            ranges_failed: load(&s.ranges_failed),
+            keys_repaired: load(&s.keys_repaired),
+            bytes_exchanged: load(&s.bytes_exchanged),
+            roots: self
+                .coordinator
+                .storage()
+                .trees()
+                .roots()
+                .into_iter()
+                .map(|(collection, root)| TreeRoot { collection, root })
+                .collect(),
+        }))
     }
 }

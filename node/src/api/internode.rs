@@ -7,9 +7,10 @@ use bytes::Bytes;
 use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipAck2Response, GossipSyn, RangeEntry, ReplicaReadRequest,
-    ReplicaReadResponse, ReplicaWriteBatchRequest, ReplicaWriteBatchResponse, ReplicaWriteRequest,
-    ReplicaWriteResponse,
+    GossipAck, GossipAck2, GossipAck2Response, GossipSyn, KeyHash, KeyHashesRequest,
+    KeyHashesResponse, RangeEntry, RangeHashesRequest, RangeHashesResponse,
+    ReplicaReadBatchRequest, ReplicaReadBatchResponse, ReplicaReadRequest, ReplicaReadResponse,
+    ReplicaWriteBatchRequest, ReplicaWriteBatchResponse, ReplicaWriteRequest, ReplicaWriteResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -54,6 +55,61 @@ impl Internode for InternodeService {
         Ok(Response::new(ReplicaReadResponse {
             siblings: raw.unwrap_or_default(),
         }))
+    }
+
+    async fn replica_read_batch(
+        &self,
+        req: Request<ReplicaReadBatchRequest>,
+    ) -> Result<Response<ReplicaReadBatchResponse>, Status> {
+        let r = req.into_inner();
+        let storage = self.coordinator.storage();
+        let reads = r.keys.iter().map(|k| storage.read_raw(&r.collection, k));
+        let mut siblings = Vec::with_capacity(r.keys.len());
+        for raw in futures::future::join_all(reads).await {
+            siblings.push(raw.map_err(crate::error::Error::from)?.unwrap_or_default());
+        }
+        Ok(Response::new(ReplicaReadBatchResponse { siblings }))
+    }
+
+    async fn range_hashes(
+        &self,
+        req: Request<RangeHashesRequest>,
+    ) -> Result<Response<RangeHashesResponse>, Status> {
+        let r = req.into_inner();
+        let mut hashes = Vec::with_capacity(r.ranges.len());
+        for t in &r.ranges {
+            if t.first > t.last {
+                return Err(Status::invalid_argument("token range with first > last"));
+            }
+            let h = self
+                .coordinator
+                .storage()
+                .range_hash(&r.collection, t.first, t.last)
+                .await
+                .map_err(crate::error::Error::from)?;
+            hashes.push(h);
+        }
+        Ok(Response::new(RangeHashesResponse { hashes }))
+    }
+
+    async fn key_hashes(
+        &self,
+        req: Request<KeyHashesRequest>,
+    ) -> Result<Response<KeyHashesResponse>, Status> {
+        let r = req.into_inner();
+        let t = r.range.filter(|t| t.first <= t.last).ok_or_else(|| {
+            Status::invalid_argument("a token range with first <= last is required")
+        })?;
+        let keys = self
+            .coordinator
+            .storage()
+            .key_hashes(&r.collection, t.first, t.last)
+            .await
+            .map_err(crate::error::Error::from)?
+            .into_iter()
+            .map(|(key, hash)| KeyHash { key, hash })
+            .collect();
+        Ok(Response::new(KeyHashesResponse { keys }))
     }
 
     async fn replica_write(

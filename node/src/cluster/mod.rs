@@ -31,6 +31,14 @@ use crate::ring::{Ring, Token};
 use phi::PhiDetector;
 use schema::Schema;
 
+/// Wall-clock milliseconds since the Unix epoch (creation times, hint ages, repair times).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// A member that owns its tokens and serves reads.
 pub const STATUS_NORMAL: &str = "NORMAL";
 /// A member streaming the data of its new ranges; it receives writes but serves no reads.

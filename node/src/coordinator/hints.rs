@@ -11,12 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ringdb_proto::v1::{RangeEntry, ReplicaWriteBatchRequest, ReplicaWriteRequest};
 
 use crate::cluster::leave::HandOff;
+use crate::cluster::now_ms;
 use crate::cluster::schema::Schema;
 use crate::cluster::{Membership, STATUS_LEFT};
 use crate::ring::{token_for, Ring};
@@ -45,13 +46,6 @@ impl Default for HintConfig {
             replay_batch: 256,
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// One hint as stored: `created_ms ‖ len ‖ collection ‖ len ‖ key ‖ siblings`.
@@ -217,6 +211,22 @@ impl Hints {
         k.extend_from_slice(key.as_bytes());
         self.storage
             .run(move |e| e.aux_put(Space::Repairs, &k, &created_ms.to_be_bytes()))
+            .await
+    }
+
+    /// Forget a key recorded for repair on `target`: anti-entropy has synced it.
+    pub async fn repaired(
+        &self,
+        target: &str,
+        collection: &str,
+        key: &str,
+    ) -> Result<(), StorageError> {
+        let mut k = prefix(target);
+        k.extend_from_slice(collection.as_bytes());
+        k.push(0);
+        k.extend_from_slice(key.as_bytes());
+        self.storage
+            .run(move |e| e.aux_delete(Space::Repairs, &k))
             .await
     }
 

@@ -18,7 +18,7 @@ pub mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -26,6 +26,7 @@ use futures::FutureExt;
 use ringdb_proto::v1::{CoordinateWriteRequest, ReplicaWriteRequest};
 use tokio::time::Instant;
 
+use crate::cluster::now_ms;
 use crate::cluster::Membership;
 use crate::error::{Error, Result};
 use crate::ring::token_for;
@@ -205,13 +206,6 @@ pub struct Coordinator {
     actor: String,
     config: CoordinatorConfig,
     stats: Arc<CoordinatorStats>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// A key's replicas in preference order, and which of them are up.

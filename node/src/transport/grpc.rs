@@ -9,8 +9,8 @@ use bytes::Bytes;
 use ringdb_proto::v1::internode_client::InternodeClient;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, ReplicaReadRequest, ReplicaWriteBatchRequest,
-    ReplicaWriteRequest,
+    GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
+    ReplicaReadBatchRequest, ReplicaReadRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -106,6 +106,40 @@ impl Transport for GrpcTransport {
         req: FetchRangeRequest,
     ) -> Result<FetchRangeResponse, TransportError> {
         Ok(self.client(to)?.fetch_range(req).await?.into_inner())
+    }
+
+    async fn range_hashes(
+        &self,
+        to: &str,
+        req: RangeHashesRequest,
+    ) -> Result<Vec<u64>, TransportError> {
+        Ok(self
+            .client(to)?
+            .range_hashes(req)
+            .await?
+            .into_inner()
+            .hashes)
+    }
+
+    async fn key_hashes(
+        &self,
+        to: &str,
+        req: KeyHashesRequest,
+    ) -> Result<Vec<KeyHash>, TransportError> {
+        Ok(self.client(to)?.key_hashes(req).await?.into_inner().keys)
+    }
+
+    async fn replica_read_batch(
+        &self,
+        to: &str,
+        req: ReplicaReadBatchRequest,
+    ) -> Result<Vec<Bytes>, TransportError> {
+        Ok(self
+            .client(to)?
+            .replica_read_batch(req)
+            .await?
+            .into_inner()
+            .siblings)
     }
 
     async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {

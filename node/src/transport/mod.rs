@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, ReplicaWriteBatchRequest, ReplicaWriteRequest,
+    GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
+    ReplicaReadBatchRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
 };
 
 /// Why a peer call failed.
@@ -83,4 +84,22 @@ pub trait Transport: Send + Sync + 'static {
     async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError>;
     /// Gossip, last leg: send the states the peer asked for.
     async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError>;
+    /// Anti-entropy: a replica's hashes of token ranges of a collection.
+    async fn range_hashes(
+        &self,
+        to: &str,
+        req: RangeHashesRequest,
+    ) -> Result<Vec<u64>, TransportError>;
+    /// Anti-entropy: a replica's keys and entry hashes in one token range.
+    async fn key_hashes(
+        &self,
+        to: &str,
+        req: KeyHashesRequest,
+    ) -> Result<Vec<KeyHash>, TransportError>;
+    /// Many keys' encoded sibling sets from one replica.
+    async fn replica_read_batch(
+        &self,
+        to: &str,
+        req: ReplicaReadBatchRequest,
+    ) -> Result<Vec<Bytes>, TransportError>;
 }

@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node: client, internode and admin gRPC on one port; logs on stderr.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start a local cluster of child `serve` processes; Ctrl-C stops it.
     Dev(dev::DevArgs),
     /// Show every node as the node asked sees it: up/down, state, load, ownership, hints.
@@ -94,6 +94,12 @@ struct ServeArgs {
     /// Hints older than this many seconds are not delivered; their keys are recorded for repair.
     #[arg(long, default_value_t = 3 * 3600)]
     max_hint_age_secs: u64,
+    /// Seconds between anti-entropy passes over every range (0: only on `ringdb admin repair`).
+    #[arg(long, default_value_t = 60)]
+    aae_interval_secs: u64,
+    /// Anti-entropy budget: keys compared or repaired per second.
+    #[arg(long, default_value_t = 20_000)]
+    aae_keys_per_sec: u64,
     /// How often this node heartbeats and gossips, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     gossip_interval_ms: u64,
@@ -126,6 +132,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.coordinator.speculative_retry = Duration::from_millis(a.speculative_retry_ms);
     config.hints.max_per_target = a.max_hints_per_target;
     config.hints.max_age = Duration::from_secs(a.max_hint_age_secs);
+    config.aae.interval = Duration::from_secs(a.aae_interval_secs);
+    config.aae.keys_per_sec = a.aae_keys_per_sec;
     config.membership.gossip_interval = Duration::from_millis(a.gossip_interval_ms.max(10));
     config.membership.phi_threshold = a.phi_threshold;
     let node = server::start(config)
@@ -151,12 +159,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Serve(ServeArgs {
-        worker_threads: Some(n),
-        ..
-    }) = &cli.command
-    {
-        builder.worker_threads((*n).max(1));
+    if let Command::Serve(a) = &cli.command {
+        if let Some(n) = a.worker_threads {
+            builder.worker_threads(n.max(1));
+        }
     }
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -167,7 +173,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Serve(a) => serve(a).await,
+            Command::Serve(a) => serve(*a).await,
             Command::Dev(a) => dev::run(a).await,
             Command::Status(a) => admin::status(a).await,
             Command::Admin(c) => admin::run(c).await,
