@@ -122,8 +122,11 @@ pub fn run(rt: &Runtime, session: &mut Session, hosts: &[String]) -> Result<(), 
         if text.trim().is_empty() {
             continue;
         }
-        let _ = editor.add_history_entry(text.trim_end());
-        if let Some(p) = &history {
+        let leaving = matches!(text.trim().to_ascii_uppercase().as_str(), "EXIT" | "QUIT");
+        if !leaving {
+            let _ = editor.add_history_entry(text.trim_end());
+        }
+        if let (Some(p), false) = (&history, leaving) {
             if let Err(e) = editor.append_history(p) {
                 if !history_warned {
                     eprintln!("warning: cannot save history to {}: {e}", p.display());
