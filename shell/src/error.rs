@@ -30,7 +30,9 @@ pub enum ShellError {
     #[error("{0}")]
     Source(String),
     /// The interrupted statement stopped waiting; a write may or may not have been applied.
-    #[error("cancelled; a write that was under way may or may not have been applied")]
+    #[error(
+        "stopped waiting (Ctrl-C); a write that was under way may or may not have been applied"
+    )]
     Cancelled,
     /// The cluster (or the client library) refused or failed the request.
     #[error("{}", .0.message())]

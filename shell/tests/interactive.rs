@@ -261,3 +261,19 @@ fn colour_on_a_terminal_unless_no_color() {
     p.type_line("EXIT");
     p.pty.exp_eof().expect("exit");
 }
+
+#[test]
+fn ctrl_c_stops_waiting_for_a_hung_request() {
+    let s = Server::start();
+    let mut p = Person::plain(&s);
+    p.say("STATUS", "NORMAL", None);
+    s.signal("STOP");
+    p.type_line("GET docs k");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.pty.send_control('c').expect("ctrl-c");
+    p.expect("error: CANCELLED: stopped waiting (Ctrl-C)");
+    p.expect(&p.prompt(None));
+    s.signal("CONT");
+    p.say("GET docs k", "docs/k: not found", None);
+    p.exit();
+}

@@ -102,6 +102,16 @@ impl Server {
             .expect("run ringsh")
     }
 
+    /// Freeze (`STOP`) or thaw (`CONT`) the node process, to make requests hang.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
     /// A path inside this server's temp dir.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
