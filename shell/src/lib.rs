@@ -2,6 +2,8 @@
 //! parsing statements, running them against a cluster, rendering results, completion and
 //! the interactive loop.
 
+#![warn(missing_docs)]
+
 pub mod complete;
 pub mod error;
 pub mod exec;

@@ -22,39 +22,59 @@ use crate::lex::{tokenize, Token};
 pub enum Statement {
     /// `GET c k [LOCAL] [CONSISTENCY l]`
     Get {
+        /// The collection (named, or the one in USE).
         collection: String,
+        /// The document key.
         key: String,
+        /// Read only the connected node's replica (`LOCAL`).
         local: bool,
+        /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
     },
     /// `PUT c k {json} [CONTEXT t] [CONSISTENCY l]`
     Put {
+        /// The collection (named, or the one in USE).
         collection: String,
+        /// The document key.
         key: String,
+        /// The JSON object to write.
         document: Value,
+        /// The context of the read this write is based on.
         context: Option<Context>,
+        /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
     },
     /// `DELETE c k [CONTEXT t] [CONSISTENCY l]`
     Delete {
+        /// The collection (named, or the one in USE).
         collection: String,
+        /// The document key.
         key: String,
+        /// The context of the read this write is based on.
         context: Option<Context>,
+        /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
     },
     /// `RESOLVE c k {json} [CONSISTENCY l]`: PUT with the context of this session's last GET.
     Resolve {
+        /// The collection (named, or the one in USE).
         collection: String,
+        /// The document key.
         key: String,
+        /// The JSON object to write.
         document: Value,
+        /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
     },
     /// `USE c`
     Use(String),
     /// `CREATE COLLECTION name [WITH replication = N] [IF NOT EXISTS]`
     CreateCollection {
+        /// The new collection.
         name: String,
+        /// Replicas per key; 0: the cluster default.
         replication: u32,
+        /// Succeed if it exists already.
         if_not_exists: bool,
     },
     /// `DESCRIBE COLLECTIONS`

@@ -468,6 +468,42 @@ mod tests {
     }
 
     #[test]
+    fn status_shows_zones_only_when_nodes_have_them() {
+        use ringdb_proto::v1::NodeStatus;
+        let node = |id: &str, zone: &str, up: bool| NodeStatus {
+            id: id.into(),
+            address: format!("127.0.0.1:74{}", &id[1..]),
+            up,
+            status: "NORMAL".into(),
+            ownership: 0.5,
+            keys: 10,
+            bytes: 2048,
+            hints: 1,
+            zone: zone.into(),
+        };
+        let mut s = ClusterStatus {
+            node_id: "n1".into(),
+            replication_factor: 3,
+            nodes: vec![node("n1", "", true), node("n2", "", false)],
+        };
+        let t = status_table(&s, Style::default());
+        assert_eq!(
+            t,
+            "Cluster as seen by n1 (replication factor 3)\n\
+             ID  ADDRESS        STATE  STATUS   OWNS  KEYS     LOAD  HINTS\n\
+             n1  127.0.0.1:741  UP     NORMAL  50.0%    10  2.0 KiB      1\n\
+             n2  127.0.0.1:742  DOWN   NORMAL  50.0%    10  2.0 KiB      1"
+        );
+        s.nodes[0].zone = "eu-1a".into();
+        let t = status_table(&s, Style::default());
+        assert!(t.contains("ID  ADDRESS        ZONE   STATE"), "{t}");
+        assert!(t.contains("n1  127.0.0.1:741  eu-1a  UP"), "{t}");
+        let j: Value = serde_json::from_str(&status_json(&s)).unwrap();
+        assert_eq!(j["nodes"][0]["zone"], "eu-1a");
+        assert_eq!(j["nodes"][1]["up"], false);
+    }
+
+    #[test]
     fn tables_align_and_ignore_colour_for_width() {
         let rows = vec![
             vec![
