@@ -1,12 +1,22 @@
 //! Running statements against a cluster and printing what happened, as tables for people
 //! or as one JSON object per statement for scripts.
+//!
+//! Invariants: a statement prints exactly one result or one error (in JSON format, exactly
+//! one line); errors never stop the session; the collection-name cache only grows between
+//! refreshes and is shared with tab completion.
 
-use ringdb_client::{
-    Client, Consistency, Context, GetResult, ReadOptions, WriteOptions, WriteResult,
-};
-use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use ringdb_client::{Client, Consistency, Context, ReadOptions, WriteOptions};
+use serde_json::json;
+
+use crate::error::{one_line, ShellError};
 use crate::parse::{self, Statement};
+use crate::render::{self, Color, Style};
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -17,15 +27,8 @@ pub enum Format {
     Json,
 }
 
-/// A shell session: connection, output format and session defaults.
-pub struct Session {
-    client: Client,
-    format: Format,
-    consistency: Consistency,
-}
-
 /// What a statement asks of the loop after it ran.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Flow {
     /// Go on.
     Continue,
@@ -33,60 +36,178 @@ pub enum Flow {
     Exit,
 }
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+/// Collection names known to the session, shared with tab completion.
+pub type CollectionCache = Arc<Mutex<BTreeSet<String>>>;
+
+/// How deeply SOURCE files may source each other (a file sourcing itself stops here).
+const MAX_SOURCE_DEPTH: usize = 16;
+
+/// How long a background look-up (collection names for completion) may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// What the last GET of a key showed, for RESOLVE.
+struct Seen {
+    context: Context,
+    siblings: usize,
+}
+
+/// A shell session: connection, output format and session state (level, USE, contexts).
+pub struct Session {
+    client: Client,
+    format: Format,
+    style: Style,
+    err_style: Style,
+    consistency: Consistency,
+    using: Option<String>,
+    seen: HashMap<(String, String), Seen>,
+    collections: CollectionCache,
+    source_depth: usize,
 }
 
 impl Session {
-    /// A session over `client`.
+    /// A session over `client`, without colour (see [`Session::with_styles`]).
     pub fn new(client: Client, format: Format) -> Self {
         Session {
             client,
             format,
+            style: Style::default(),
+            err_style: Style::default(),
             consistency: Consistency::Quorum,
+            using: None,
+            seen: HashMap::new(),
+            collections: Arc::default(),
+            source_depth: 0,
         }
     }
 
-    fn error(&self, code: &str, message: &str) {
+    /// Colour stdout and stderr output as these styles say (table format only).
+    pub fn with_styles(mut self, out: Style, err: Style) -> Self {
+        if self.format == Format::Table {
+            self.style = out;
+            self.err_style = err;
+        }
+        self
+    }
+
+    /// The collection chosen with USE, for the prompt.
+    pub fn using(&self) -> Option<&str> {
+        self.using.as_deref()
+    }
+
+    /// The output format, so the REPL can print its own messages in kind.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Collection names for completion; [`Session::refresh_collections`] fills it.
+    pub fn collection_cache(&self) -> CollectionCache {
+        self.collections.clone()
+    }
+
+    /// Ask the cluster for its collection names (bounded in time; failures are ignored:
+    /// completion then offers what the session has seen).
+    pub async fn refresh_collections(&self) {
+        if let Ok(Ok((cs, _))) =
+            tokio::time::timeout(LOOKUP_TIMEOUT, self.client.collections()).await
+        {
+            self.remember(cs.into_iter().map(|c| c.name));
+        }
+    }
+
+    fn remember(&self, names: impl IntoIterator<Item = String>) {
+        if let Ok(mut set) = self.collections.lock() {
+            set.extend(names);
+        }
+    }
+
+    /// Print an error: a JSON line on stdout, or `error: CODE: message — hint` on stderr.
+    pub fn report(&self, e: &ShellError) {
         match self.format {
-            Format::Json => println!("{}", json!({"error": {"code": code, "message": message}})),
-            Format::Table => eprintln!("error: {code}: {message}"),
+            Format::Json => println!("{}", render::error_json(e.code(), &e.message())),
+            Format::Table => {
+                eprintln!(
+                    "{} {}",
+                    self.err_style.paint(Color::Red, "error:"),
+                    e.human()
+                )
+            }
         }
     }
 
-    /// Parse and run one statement text; returns whether it succeeded and what to do next.
+    /// Print a one-line note for people (a JSON object in JSON format).
+    fn note(&self, text: &str, as_json: serde_json::Value) {
+        match self.format {
+            Format::Json => println!("{as_json}"),
+            Format::Table => println!("{text}"),
+        }
+    }
+
+    /// Parse and run one statement; returns whether it succeeded and what to do next.
     pub async fn run(&mut self, text: &str) -> (bool, Flow) {
-        let st = match parse::parse(text) {
+        let st = match parse::parse(text, self.using.as_deref()) {
             Ok(st) => st,
-            Err(m) => {
-                self.error("INVALID_ARGUMENT", &m);
+            Err(e) => {
+                self.report(&e);
                 return (false, Flow::Continue);
             }
         };
-        if st == Statement::Exit {
-            return (true, Flow::Exit);
-        }
-        match self.execute(st).await {
-            Ok(()) => (true, Flow::Continue),
-            Err(e) => {
-                self.error(e.code(), e.message());
-                (false, Flow::Continue)
-            }
+        self.run_parsed(st).await
+    }
+
+    /// Run a statement already parsed (the REPL parses first to confirm risky ones).
+    pub async fn run_parsed(&mut self, st: Statement) -> (bool, Flow) {
+        match st {
+            Statement::Exit => (true, Flow::Exit),
+            Statement::Source(path) => self.source(&path).await,
+            st => match self.execute(st).await {
+                Ok(()) => (true, Flow::Continue),
+                Err(e) => {
+                    self.report(&e);
+                    (false, Flow::Continue)
+                }
+            },
         }
     }
 
-    async fn execute(&mut self, st: Statement) -> Result<(), ringdb_client::Error> {
+    /// Run every statement of a script; stops at EXIT. Succeeds only if all did.
+    pub fn run_script<'a>(
+        &'a mut self,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = (bool, Flow)> + 'a>> {
+        Box::pin(async move {
+            let mut ok = true;
+            for st in parse::split(text) {
+                let (good, flow) = self.run(&st).await;
+                ok &= good;
+                if flow == Flow::Exit {
+                    return (ok, Flow::Exit);
+                }
+            }
+            (ok, Flow::Continue)
+        })
+    }
+
+    async fn source(&mut self, path: &str) -> (bool, Flow) {
+        if self.source_depth >= MAX_SOURCE_DEPTH {
+            self.report(&ShellError::Source(format!(
+                "SOURCE {path}: files source each other more than {MAX_SOURCE_DEPTH} deep"
+            )));
+            return (false, Flow::Continue);
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.report(&ShellError::Source(format!("cannot read {path}: {e}")));
+                return (false, Flow::Continue);
+            }
+        };
+        self.source_depth += 1;
+        let r = self.run_script(&text).await;
+        self.source_depth -= 1;
+        r
+    }
+
+    async fn execute(&mut self, st: Statement) -> Result<(), ShellError> {
         match st {
             Statement::Get {
                 collection,
@@ -101,7 +222,22 @@ impl Session {
                         ReadOptions::new().consistency(consistency.unwrap_or(self.consistency));
                     self.client.get_with(&collection, &key, &opts).await?
                 };
-                self.print_get(&collection, &key, &r);
+                let k = (collection.clone(), key.clone());
+                if r.context.is_empty() {
+                    self.seen.remove(&k);
+                } else {
+                    let seen = Seen {
+                        context: r.context.clone(),
+                        siblings: r.values.len(),
+                    };
+                    self.seen.insert(k, seen);
+                }
+                match self.format {
+                    Format::Json => println!("{}", render::get_json(&key, &r)),
+                    Format::Table => {
+                        println!("{}", render::get_table(&collection, &key, &r, self.style))
+                    }
+                }
             }
             Statement::Put {
                 collection,
@@ -115,7 +251,8 @@ impl Session {
                     .client
                     .put_with(&collection, &key, &document, &opts)
                     .await?;
-                self.print_write(&r);
+                self.remember([collection]);
+                self.print_write(&r, None);
             }
             Statement::Delete {
                 collection,
@@ -125,27 +262,118 @@ impl Session {
             } => {
                 let opts = self.write_options(context, consistency);
                 let r = self.client.delete_with(&collection, &key, &opts).await?;
-                self.print_write(&r);
+                self.print_write(&r, None);
             }
-            Statement::Consistency(None) => match self.format {
-                Format::Json => {
-                    println!("{}", json!({"consistency": self.consistency.to_string()}))
+            Statement::Resolve {
+                collection,
+                key,
+                document,
+                consistency,
+            } => {
+                let k = (collection, key);
+                let Some(seen) = self.seen.get(&k) else {
+                    let (collection, key) = k;
+                    return Err(ShellError::NoContext { collection, key });
+                };
+                let opts = self.write_options(Some(seen.context.clone()), consistency);
+                let note = match seen.siblings {
+                    0 | 1 => "replaced the version GET showed".to_string(),
+                    n => format!("replaced the {n} siblings GET showed"),
+                };
+                let r = self.client.put_with(&k.0, &k.1, &document, &opts).await?;
+                // The context is spent: a second RESOLVE needs a fresh GET.
+                self.seen.remove(&k);
+                self.print_write(&r, Some(&note));
+            }
+            Statement::Use(name) => {
+                self.using = Some(name.clone());
+                let cached = |s: &Self| s.collections.lock().is_ok_and(|c| c.contains(&name));
+                if !cached(self) {
+                    self.refresh_collections().await;
                 }
-                Format::Table => println!("Current consistency level is {}.", self.consistency),
-            },
+                let known = cached(self);
+                self.remember([name.clone()]);
+                let text = if known {
+                    format!("using collection {name}")
+                } else {
+                    format!(
+                        "using collection {name} (it does not exist yet: the first PUT creates it)"
+                    )
+                };
+                self.note(&text, json!({"ok": true, "using": name}));
+            }
+            Statement::CreateCollection {
+                name,
+                replication,
+                if_not_exists,
+            } => {
+                let c = self
+                    .client
+                    .create_collection(&name, replication, if_not_exists)
+                    .await?;
+                self.remember([c.name.clone()]);
+                self.refresh_collections().await;
+                self.note(
+                    &format!(
+                        "created collection {} with replication {}",
+                        c.name,
+                        if c.replication == 0 {
+                            "(cluster default)".to_string()
+                        } else {
+                            c.replication.to_string()
+                        }
+                    ),
+                    json!({"ok": true, "collection": {"name": c.name, "replication": c.replication}}),
+                );
+            }
+            Statement::DescribeCollections => {
+                let (cs, default_n) = self.client.collections().await?;
+                self.remember(cs.iter().map(|c| c.name.clone()));
+                match self.format {
+                    Format::Json => println!("{}", render::collections_json(&cs, default_n)),
+                    Format::Table => {
+                        println!("{}", render::collections_table(&cs, default_n, self.style))
+                    }
+                }
+            }
+            Statement::Consistency(None) => self.note(
+                &format!("Current consistency level is {}.", self.consistency),
+                json!({"consistency": self.consistency.to_string()}),
+            ),
             Statement::Consistency(Some(l)) => {
                 self.consistency = l;
+                self.note(
+                    &format!("Consistency level set to {l}."),
+                    json!({"ok": true, "consistency": l.to_string()}),
+                );
+            }
+            Statement::Status => {
+                let s = self.client.status().await?;
                 match self.format {
-                    Format::Json => {
-                        println!("{}", json!({"ok": true, "consistency": l.to_string()}))
-                    }
-                    Format::Table => println!("Consistency level set to {l}."),
+                    Format::Json => println!("{}", render::status_json(&s)),
+                    Format::Table => println!("{}", render::status_table(&s, self.style)),
                 }
             }
-            Statement::Status => self.print_status().await?,
-            Statement::Ring => self.print_ring().await?,
-            Statement::Help(topic) => self.print_help(topic.as_deref()),
-            Statement::Exit => {}
+            Statement::Ring => {
+                let r = self.client.ring().await?;
+                match self.format {
+                    Format::Json => println!("{}", render::ring_json(&r)),
+                    Format::Table => println!("{}", render::ring_table(&r, self.style)),
+                }
+            }
+            Statement::Decommission => {
+                let m = one_line(&self.client.decommission().await?);
+                self.note(&m, json!({"ok": true, "message": m}));
+            }
+            Statement::RemoveNode(id) => {
+                let m = one_line(&self.client.remove_node(&id).await?);
+                self.note(&m, json!({"ok": true, "message": m}));
+            }
+            Statement::Help(topic) => {
+                let text = crate::help::text(topic.as_deref()).map_err(ShellError::Parse)?;
+                self.note(&text, json!({"help": text}));
+            }
+            Statement::Source(_) | Statement::Exit => {}
         }
         Ok(())
     }
@@ -163,153 +391,10 @@ impl Session {
         }
     }
 
-    fn print_get(&self, collection: &str, key: &str, r: &GetResult) {
+    fn print_write(&self, r: &ringdb_client::WriteResult, note: Option<&str>) {
         match self.format {
-            Format::Json => println!(
-                "{}",
-                json!({"key": key, "values": r.values, "context": r.context.token()})
-            ),
-            Format::Table => {
-                match r.values.len() {
-                    0 => println!("{collection}/{key}: not found"),
-                    1 => println!(
-                        "{}",
-                        serde_json::to_string_pretty(&r.values[0]).unwrap_or_default()
-                    ),
-                    n => {
-                        println!("{collection}/{key}: {n} siblings (concurrent versions; write with the context to resolve)");
-                        for (i, v) in r.values.iter().enumerate() {
-                            println!(
-                                "[{}] {}",
-                                i + 1,
-                                serde_json::to_string_pretty(v).unwrap_or_default()
-                            );
-                        }
-                    }
-                }
-                if !r.context.is_empty() {
-                    println!("context: {}", r.context);
-                }
-            }
+            Format::Json => println!("{}", render::write_json(r)),
+            Format::Table => println!("{}", render::write_table(r, note, self.style)),
         }
-    }
-
-    fn print_write(&self, r: &WriteResult) {
-        match self.format {
-            Format::Json => println!("{}", json!({"ok": true, "context": r.context.token()})),
-            Format::Table => {
-                if r.acknowledged_by.is_empty() {
-                    println!("ok (nothing to do)");
-                } else {
-                    println!("ok (acknowledged by {})", r.acknowledged_by.join(", "));
-                }
-                if !r.context.is_empty() {
-                    println!("context: {}", r.context);
-                }
-            }
-        }
-    }
-
-    async fn print_status(&self) -> Result<(), ringdb_client::Error> {
-        let s = self.client.status().await?;
-        match self.format {
-            Format::Json => {
-                let nodes: Vec<Value> = s
-                    .nodes
-                    .iter()
-                    .map(|n| {
-                        json!({"id": n.id, "address": n.address, "up": n.up, "status": n.status,
-                               "ownership": n.ownership, "keys": n.keys, "bytes": n.bytes, "hints": n.hints})
-                    })
-                    .collect();
-                println!("{}", json!({"nodes": nodes}));
-            }
-            Format::Table => {
-                println!(
-                    "Cluster as seen by {} (replication factor {})",
-                    s.node_id, s.replication_factor
-                );
-                println!(
-                    "{:<12} {:<22} {:<5} {:<8} {:>7} {:>10} {:>11} {:>6}",
-                    "ID", "ADDRESS", "STATE", "STATUS", "OWNS", "KEYS", "LOAD", "HINTS"
-                );
-                for n in &s.nodes {
-                    println!(
-                        "{:<12} {:<22} {:<5} {:<8} {:>6.1}% {:>10} {:>11} {:>6}",
-                        n.id,
-                        n.address,
-                        if n.up { "UP" } else { "DOWN" },
-                        n.status,
-                        n.ownership * 100.0,
-                        n.keys,
-                        human_bytes(n.bytes),
-                        n.hints
-                    );
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn print_ring(&self) -> Result<(), ringdb_client::Error> {
-        let r = self.client.ring().await?;
-        match self.format {
-            Format::Json => {
-                let tokens: Vec<Value> = r
-                    .tokens
-                    .iter()
-                    .map(|(t, n)| json!({"token": t, "node": n}))
-                    .collect();
-                println!(
-                    "{}",
-                    json!({"replication_factor": r.replication_factor, "tokens": tokens})
-                );
-            }
-            Format::Table => {
-                println!("{:>21}  NODE", "TOKEN");
-                for (t, n) in &r.tokens {
-                    println!("{t:>21}  {n}");
-                }
-                println!(
-                    "{} tokens, replication factor {}",
-                    r.tokens.len(),
-                    r.replication_factor
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn print_help(&self, topic: Option<&str>) {
-        let text = match topic {
-            Some(t) => match parse::usage(t) {
-                Some(u) => format!("{u}\n{}", examples(t)),
-                None => format!("no statement {t:?}; HELP lists statements"),
-            },
-            None => {
-                let mut s = String::from(
-                    "Statements (keywords are case-insensitive; end with ';' or a newline):\n",
-                );
-                for st in parse::STATEMENTS.iter().filter(|s| **s != "QUIT") {
-                    s.push_str(&format!("  {}\n", parse::usage(st).unwrap_or(st)));
-                }
-                s.push_str("Levels: ONE TWO THREE QUORUM ALL, and ANY for writes. HELP <statement> shows examples.");
-                s
-            }
-        };
-        match self.format {
-            Format::Json => println!("{}", json!({"help": text})),
-            Format::Table => println!("{text}"),
-        }
-    }
-}
-
-fn examples(statement: &str) -> &'static str {
-    match statement.to_ascii_uppercase().as_str() {
-        "GET" => "  GET users alice\n  GET users alice CONSISTENCY ALL\n  GET users alice LOCAL   -- this node's own replica only",
-        "PUT" => "  PUT users alice {\"name\": \"Alice\"}\n  PUT users alice {\"name\": \"Al\"} CONTEXT <token from GET>   -- replace what you read",
-        "DELETE" => "  DELETE users alice\n  DELETE users alice CONTEXT <token> CONSISTENCY ALL",
-        "CONSISTENCY" => "  CONSISTENCY          -- show the session default\n  CONSISTENCY ONE",
-        _ => "",
     }
 }

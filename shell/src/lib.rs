@@ -1,4 +1,14 @@
-//! `ringsh`, the RingDB shell: statement parsing and execution, usable from tests.
+//! `ringsh`, the RingDB shell, as a library so tests can drive its parts: lexing and
+//! parsing statements, running them against a cluster, rendering results, completion and
+//! the interactive loop.
 
+#![warn(missing_docs)]
+
+pub mod complete;
+pub mod error;
 pub mod exec;
+pub mod help;
+pub mod lex;
 pub mod parse;
+pub mod render;
+pub mod repl;

@@ -1,20 +1,21 @@
 //! `ringsh`: run RingDB statements interactively, from `-e`, from `-f`, or from piped stdin.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use ringdb_client::Client;
-use ringdb_shell::exec::{Flow, Format, Session};
-use ringdb_shell::parse;
+use ringdb_shell::exec::{Format, Session};
+use ringdb_shell::render::Style;
+use ringdb_shell::repl;
 
 #[derive(Parser)]
 #[command(
     name = "ringsh",
     version,
     about = "The RingDB shell",
-    after_help = "Statements: GET, PUT, DELETE, CONSISTENCY, STATUS, RING, HELP, EXIT. Run `ringsh -e HELP` for details."
+    after_help = "Statements: GET, PUT, DELETE, RESOLVE, USE, CREATE COLLECTION, DESCRIBE COLLECTIONS, CONSISTENCY, STATUS, RING, DECOMMISSION, REMOVENODE, SOURCE, HELP, EXIT.\nRun `ringsh -e HELP` for details. On a terminal: Tab completes, Up recalls history (~/.ringsh_history, or $RINGSH_HISTORY), Ctrl-C cancels, Ctrl-D quits. NO_COLOR turns colour off."
 )]
 struct Args {
     /// Node to connect to, HOST:PORT; repeat for failover.
@@ -31,77 +32,31 @@ struct Args {
     file: Option<std::path::PathBuf>,
 }
 
-async fn run_all(session: &mut Session, text: &str) -> bool {
-    let mut ok = true;
-    for st in parse::split(text) {
-        let (good, flow) = session.run(&st).await;
-        ok &= good;
-        if flow == Flow::Exit {
-            break;
-        }
-    }
-    ok
-}
-
-async fn interactive(session: &mut Session, hosts: &[String]) -> bool {
-    println!(
-        "ringsh connected to {} — HELP lists statements, EXIT quits.",
-        hosts.join(", ")
-    );
-    let stdin = std::io::stdin();
-    let mut buffer = String::new();
-    loop {
-        print!(
-            "{}",
-            if buffer.is_empty() {
-                "ringsh> "
-            } else {
-                "   ...> "
-            }
-        );
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                println!();
-                return true;
-            }
-            Ok(_) => {}
-        }
-        buffer.push_str(&line);
-        if parse::is_incomplete(&buffer) {
-            continue;
-        }
-        let text = std::mem::take(&mut buffer);
-        for st in parse::split(&text) {
-            if session.run(&st).await.1 == Flow::Exit {
-                return true;
-            }
-        }
-    }
-}
-
-async fn main_async(args: Args) -> anyhow::Result<bool> {
-    let client = Client::connect(&args.hosts)
-        .await
+/// Run the statements the arguments name; `Ok(false)` when any statement failed.
+fn run(rt: &tokio::runtime::Runtime, args: Args) -> anyhow::Result<bool> {
+    let client = rt
+        .block_on(Client::connect(&args.hosts))
         .context("cannot connect")?;
-    let mut session = Session::new(client, args.format);
-    let ok = if let Some(text) = &args.execute {
-        run_all(&mut session, text).await
+    let styles = (
+        Style::detect(std::io::stdout().is_terminal()),
+        Style::detect(std::io::stderr().is_terminal()),
+    );
+    let mut session = Session::new(client, args.format).with_styles(styles.0, styles.1);
+    let text = if let Some(text) = args.execute {
+        text
     } else if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        run_all(&mut session, &text).await
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
     } else if std::io::stdin().is_terminal() {
-        interactive(&mut session, &args.hosts).await
+        repl::run(rt, &mut session, &args.hosts).context("terminal")?;
+        return Ok(true);
     } else {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .context("cannot read stdin")?;
-        run_all(&mut session, &text).await
+        text
     };
-    Ok(ok)
+    Ok(rt.block_on(session.run_script(&text)).0)
 }
 
 fn main() -> ExitCode {
@@ -117,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(main_async(args)) {
+    match run(&rt, args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

@@ -1,401 +1,477 @@
-//! Statement parsing: splitting input into statements and statements into parts.
+//! Statement parsing: one statement's text into a [`Statement`].
 //!
-//! Statements end at `;` or a newline outside JSON, so a JSON document may span lines and
-//! contain `;`. Keywords are case-insensitive; keys may be quoted like JSON strings.
+//! Keywords are case-insensitive; names and keys may be quoted like JSON strings (a quoted
+//! word is never a keyword). The collection of GET/PUT/DELETE/RESOLVE may be left out after
+//! `USE`; the parser is told the collection in use and fills it in.
+//!
+//! Ambiguity rule: `GET a local` reads key `local` of collection `a` when no collection is
+//! in use (as before USE existed), and key `a` of the used collection with LOCAL after USE.
+//! Quote a key that is spelled like a keyword (`GET users "local"`) to be unambiguous.
 
 use ringdb_client::{Consistency, Context};
 use serde_json::Value;
+
+pub use crate::lex::{is_incomplete, split};
+
+use crate::error::ShellError;
+use crate::help::{self, STATEMENT_KEYWORDS};
+use crate::lex::{tokenize, Token};
 
 /// One thing the user asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     /// `GET c k [LOCAL] [CONSISTENCY l]`
     Get {
+        /// The collection (named, or the one in USE).
         collection: String,
+        /// The document key.
         key: String,
+        /// Read only the connected node's replica (`LOCAL`).
         local: bool,
+        /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
     },
     /// `PUT c k {json} [CONTEXT t] [CONSISTENCY l]`
     Put {
+        /// The collection (named, or the one in USE).
         collection: String,
+        /// The document key.
         key: String,
+        /// The JSON object to write.
         document: Value,
+        /// The context of the read this write is based on.
         context: Option<Context>,
+        /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
     },
     /// `DELETE c k [CONTEXT t] [CONSISTENCY l]`
     Delete {
+        /// The collection (named, or the one in USE).
         collection: String,
+        /// The document key.
         key: String,
+        /// The context of the read this write is based on.
         context: Option<Context>,
+        /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
     },
+    /// `RESOLVE c k {json} [CONSISTENCY l]`: PUT with the context of this session's last GET.
+    Resolve {
+        /// The collection (named, or the one in USE).
+        collection: String,
+        /// The document key.
+        key: String,
+        /// The JSON object to write.
+        document: Value,
+        /// The statement's level; `None`: the session's.
+        consistency: Option<Consistency>,
+    },
+    /// `USE c`
+    Use(String),
+    /// `CREATE COLLECTION name [WITH replication = N] [IF NOT EXISTS]`
+    CreateCollection {
+        /// The new collection.
+        name: String,
+        /// Replicas per key; 0: the cluster default.
+        replication: u32,
+        /// Succeed if it exists already.
+        if_not_exists: bool,
+    },
+    /// `DESCRIBE COLLECTIONS`
+    DescribeCollections,
     /// `CONSISTENCY [l]`
     Consistency(Option<Consistency>),
     /// `STATUS`
     Status,
     /// `RING`
     Ring,
+    /// `DECOMMISSION`
+    Decommission,
+    /// `REMOVENODE id`
+    RemoveNode(String),
+    /// `SOURCE file`
+    Source(String),
     /// `HELP [statement]`
     Help(Option<String>),
     /// `EXIT` / `QUIT`
     Exit,
 }
 
-/// Statement names, for help, completion and suggestions.
-pub const STATEMENTS: [&str; 9] = [
-    "GET",
-    "PUT",
-    "DELETE",
-    "CONSISTENCY",
-    "STATUS",
-    "RING",
-    "HELP",
-    "EXIT",
-    "QUIT",
-];
+/// Option keywords that may follow a key.
+const OPTIONS: [&str; 3] = ["LOCAL", "CONSISTENCY", "CONTEXT"];
 
-/// Whether `text` ends inside a JSON string or unbalanced braces (more lines are needed).
-pub fn is_incomplete(text: &str) -> bool {
-    let (depth, in_string) = scan(text, |_, _, _| {});
-    depth > 0 || in_string
+fn is_option(t: &Token) -> bool {
+    t.keyword().is_some_and(|k| OPTIONS.contains(&k.as_str()))
 }
 
-/// Walk text tracking JSON nesting; `at` sees (byte offset, char, depth) outside strings.
-fn scan(text: &str, mut at: impl FnMut(usize, char, i32)) -> (i32, bool) {
-    let (mut depth, mut in_string, mut escaped) = (0i32, false, false);
-    for (i, c) in text.char_indices() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '{' | '[' => depth += 1,
-            '}' | ']' => depth = (depth - 1).max(0),
-            _ => at(i, c, depth),
-        }
-    }
-    (depth, in_string)
+fn parse_err(m: impl Into<String>) -> ShellError {
+    ShellError::Parse(m.into())
 }
 
-/// Split input into statement texts, dropping blanks and `--` / `#` comment lines.
-pub fn split(text: &str) -> Vec<String> {
-    let mut cuts = Vec::new();
-    scan(text, |i, c, depth| {
-        if depth == 0 && (c == ';' || c == '\n') {
-            cuts.push(i);
-        }
-    });
-    let mut out = Vec::new();
-    let mut start = 0;
-    for end in cuts.into_iter().chain(std::iter::once(text.len())) {
-        let s = text[start..end].trim();
-        start = (end + 1).min(text.len());
-        if s.is_empty() || s.starts_with("--") || s.starts_with('#') {
-            continue;
-        }
-        out.push(s.to_string());
-    }
-    out
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Word(String),
-    Quoted(String),
-    Json(Value),
-}
-
-impl Token {
-    fn describe(&self) -> String {
-        match self {
-            Token::Word(w) => w.clone(),
-            Token::Quoted(q) => format!("{q:?}"),
-            Token::Json(v) => v.to_string(),
-        }
-    }
-}
-
-fn tokenize(s: &str) -> Result<Vec<Token>, String> {
-    let mut out = Vec::new();
-    let mut rest = s.trim_start();
-    while !rest.is_empty() {
-        let first = rest.chars().next().unwrap_or(' ');
-        if first == '{' || first == '[' || first == '"' {
-            let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
-            let v = match stream.next() {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => return Err(format!("invalid JSON: {e}")),
-                None => return Err("expected a JSON value".into()),
-            };
-            let used = stream.byte_offset();
-            out.push(match v {
-                Value::String(s) if first == '"' => Token::Quoted(s),
-                v => Token::Json(v),
-            });
-            rest = rest[used..].trim_start();
-        } else {
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            out.push(Token::Word(rest[..end].to_string()));
-            rest = rest[end..].trim_start();
-        }
-    }
-    Ok(out)
-}
-
-/// Edit distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// The statement name closest to a typo, if any is close.
-pub fn suggest(word: &str) -> Option<&'static str> {
-    let w = word.to_ascii_uppercase();
-    STATEMENTS
-        .iter()
-        .map(|s| (distance(&w, s), *s))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, s)| s)
-}
-
-struct Parts {
-    tokens: std::vec::IntoIter<Token>,
+/// The tokens after the statement keyword, consumed left to right.
+struct Parts<'a> {
+    tokens: &'a [Token],
+    pos: usize,
     usage: &'static str,
 }
 
-impl Parts {
-    fn name(&mut self, what: &str) -> Result<String, String> {
-        match self.tokens.next() {
-            Some(Token::Word(w)) | Some(Token::Quoted(w)) => Ok(w),
-            Some(t) => Err(format!(
-                "expected {what}, found {}; usage: {}",
-                t.describe(),
-                self.usage
-            )),
-            None => Err(format!("missing {what}; usage: {}", self.usage)),
+impl<'a> Parts<'a> {
+    fn new(tokens: &'a [Token], usage: &'static str) -> Self {
+        Parts {
+            tokens,
+            pos: 0,
+            usage,
         }
     }
 
-    /// Trailing `CONTEXT t`, `CONSISTENCY l` and (for GET) `LOCAL`, in any order.
-    fn options(
-        &mut self,
-        allow_context: bool,
-        allow_local: bool,
-    ) -> Result<(Option<Context>, Option<Consistency>, bool), String> {
-        let (mut context, mut consistency, mut local) = (None, None, false);
-        while let Some(t) = self.tokens.next() {
-            let word = match &t {
-                Token::Word(w) => w.to_ascii_uppercase(),
-                other => {
-                    return Err(format!(
-                        "unexpected {}; usage: {}",
-                        other.describe(),
-                        self.usage
-                    ))
+    fn peek(&self) -> Option<&'a Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<&'a Token> {
+        let t = self.tokens.get(self.pos);
+        self.pos += usize::from(t.is_some());
+        t
+    }
+
+    fn fail(&self, what: String) -> ShellError {
+        parse_err(format!("{what}; usage: {}", self.usage))
+    }
+
+    fn name(&mut self, what: &str) -> Result<String, ShellError> {
+        match self.next() {
+            Some(t) => match t.name() {
+                Some(n) => Ok(n.to_string()),
+                None => Err(self.fail(format!("expected {what}, found {}", t.describe()))),
+            },
+            None => Err(self.fail(format!("missing {what}"))),
+        }
+    }
+
+    /// The next token must be this keyword.
+    fn expect(&mut self, keyword: &str) -> Result<(), ShellError> {
+        match self.next() {
+            Some(t) if t.keyword().as_deref() == Some(keyword) => Ok(()),
+            Some(t) => Err(self.fail(format!("expected {keyword}, found {}", t.describe()))),
+            None => Err(self.fail(format!("missing {keyword}"))),
+        }
+    }
+
+    fn document(&mut self) -> Result<Value, ShellError> {
+        match self.next() {
+            Some(Token::Json(v @ Value::Object(_))) => Ok(v.clone()),
+            Some(t) => Err(self.fail(format!(
+                "the document must be a JSON object, found {}",
+                t.describe()
+            ))),
+            None => Err(self.fail("missing the JSON document".into())),
+        }
+    }
+
+    fn level(&mut self) -> Result<Consistency, ShellError> {
+        let l = self.name("a consistency level")?;
+        l.parse::<Consistency>()
+            .map_err(|e| parse_err(e.message().to_string()))
+    }
+
+    /// Trailing `CONTEXT t`, `CONSISTENCY l` and `LOCAL` (where allowed), in any order.
+    fn options(&mut self, allowed: &[&'static str]) -> Result<Opts, ShellError> {
+        let mut o = Opts::default();
+        while let Some(t) = self.next() {
+            let Some(word) = t.keyword().filter(|w| allowed.contains(&w.as_str())) else {
+                let mut m = format!("unexpected {}", t.describe());
+                if let Some(s) = t
+                    .keyword()
+                    .filter(|w| !OPTIONS.contains(&w.as_str()))
+                    .and_then(|w| help::suggest(&w, allowed))
+                {
+                    m.push_str(&format!(" (did you mean {s}?)"));
                 }
+                return Err(self.fail(m));
             };
             match word.as_str() {
-                "CONSISTENCY" => {
-                    let l = self.name("a consistency level")?;
-                    consistency = Some(
-                        l.parse::<Consistency>()
-                            .map_err(|e| e.message().to_string())?,
-                    );
-                }
-                "CONTEXT" if allow_context => {
-                    context = Some(Context::from_token(self.name("a context token")?))
-                }
-                "LOCAL" if allow_local => local = true,
-                _ => return Err(format!("unexpected {word:?}; usage: {}", self.usage)),
+                "CONSISTENCY" => o.consistency = Some(self.level()?),
+                "CONTEXT" => o.context = Some(Context::from_token(self.name("a context token")?)),
+                _ => o.local = true,
             }
         }
-        Ok((context, consistency, local))
+        Ok(o)
+    }
+
+    fn end(&mut self) -> Result<(), ShellError> {
+        match self.next() {
+            None => Ok(()),
+            Some(t) => Err(self.fail(format!("unexpected {} at the end", t.describe()))),
+        }
     }
 }
 
-/// Usage line of each statement.
-pub fn usage(statement: &str) -> Option<&'static str> {
-    Some(match statement.to_ascii_uppercase().as_str() {
-        "GET" => "GET <collection> <key> [LOCAL] [CONSISTENCY <level>]",
-        "PUT" => "PUT <collection> <key> <json-object> [CONTEXT <token>] [CONSISTENCY <level>]",
-        "DELETE" => "DELETE <collection> <key> [CONTEXT <token>] [CONSISTENCY <level>]",
-        "CONSISTENCY" => "CONSISTENCY [ONE|TWO|THREE|QUORUM|ALL|ANY]",
-        "STATUS" => "STATUS",
-        "RING" => "RING",
-        "HELP" => "HELP [statement]",
-        "EXIT" | "QUIT" => "EXIT",
-        _ => return None,
-    })
+#[derive(Default)]
+struct Opts {
+    context: Option<Context>,
+    consistency: Option<Consistency>,
+    local: bool,
 }
 
-/// Parse one statement's text.
-pub fn parse(text: &str) -> Result<Statement, String> {
-    let tokens = tokenize(text)?;
-    let mut it = tokens.into_iter();
-    let head = match it.next() {
-        Some(Token::Word(w)) => w.to_ascii_uppercase(),
-        Some(t) => {
-            return Err(format!(
-                "a statement starts with a keyword, not {}",
-                t.describe()
-            ))
-        }
-        None => return Err("empty statement".into()),
+/// Parse one statement's text. `using` is the collection chosen with USE, if any.
+pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
+    let tokens = tokenize(text).map_err(parse_err)?;
+    let (head, rest) = match tokens.split_first() {
+        Some((t, rest)) => match t.keyword() {
+            Some(k) => (k, rest),
+            None => {
+                return Err(parse_err(format!(
+                    "a statement starts with a keyword, not {}; HELP lists statements",
+                    t.describe()
+                )))
+            }
+        },
+        None => return Err(parse_err("empty statement")),
     };
-    let Some(usage) = usage(&head) else {
-        return Err(match suggest(&head) {
+    let head = if head == "DESC" {
+        "DESCRIBE".to_string()
+    } else {
+        head
+    };
+    let Some(entry) = help::lookup(&head) else {
+        return Err(parse_err(match help::suggest(&head, STATEMENT_KEYWORDS) {
             Some(s) => {
-                format!("unknown statement {head:?}; did you mean {s}? (HELP lists statements)")
+                format!("unknown statement {head}; did you mean {s}? (HELP lists statements)")
             }
-            None => format!("unknown statement {head:?}; HELP lists statements"),
-        });
+            None => format!("unknown statement {head}; HELP lists statements"),
+        }));
     };
-    let mut p = Parts { tokens: it, usage };
+    let mut p = Parts::new(rest, entry.usage);
     let st = match head.as_str() {
-        "GET" => {
-            let (collection, key) = (p.name("a collection")?, p.name("a key")?);
-            let (_, consistency, local) = p.options(false, true)?;
-            Statement::Get {
-                collection,
-                key,
-                local,
-                consistency,
-            }
-        }
-        "PUT" => {
-            let (collection, key) = (p.name("a collection")?, p.name("a key")?);
-            let document = match p.tokens.next() {
-                Some(Token::Json(v @ Value::Object(_))) => v,
+        "GET" | "DELETE" => return keyed(&head, rest, entry.usage, using),
+        "PUT" | "RESOLVE" => return with_document(&head, rest, entry.usage, using),
+        "USE" => Statement::Use(p.name("a collection")?),
+        "CREATE" => create_collection(&mut p)?,
+        "DESCRIBE" => {
+            match p.next() {
+                Some(t) if t.keyword().as_deref() == Some("COLLECTIONS") => {}
                 Some(t) => {
-                    return Err(format!(
-                        "the document must be a JSON object, found {}; usage: {usage}",
-                        t.describe()
-                    ))
+                    let mut m = format!("cannot describe {}", t.describe());
+                    if let Some(s) = t
+                        .keyword()
+                        .and_then(|w| help::suggest(&w, &["COLLECTIONS"]))
+                    {
+                        m.push_str(&format!(" (did you mean {s}?)"));
+                    }
+                    return Err(p.fail(m));
                 }
-                None => return Err(format!("missing the JSON document; usage: {usage}")),
-            };
-            let (context, consistency, _) = p.options(true, false)?;
-            Statement::Put {
-                collection,
-                key,
-                document,
-                context,
-                consistency,
+                None => return Err(p.fail("describe what?".into())),
             }
+            Statement::DescribeCollections
         }
-        "DELETE" => {
-            let (collection, key) = (p.name("a collection")?, p.name("a key")?);
-            let (context, consistency, _) = p.options(true, false)?;
-            Statement::Delete {
-                collection,
-                key,
-                context,
-                consistency,
-            }
-        }
-        "CONSISTENCY" => match p.tokens.next() {
+        "CONSISTENCY" => match p.peek() {
             None => Statement::Consistency(None),
-            Some(Token::Word(l)) => Statement::Consistency(Some(
-                l.parse()
-                    .map_err(|e: ringdb_client::Error| e.message().to_string())?,
-            )),
-            Some(t) => return Err(format!("unexpected {}; usage: {usage}", t.describe())),
+            Some(_) => Statement::Consistency(Some(p.level()?)),
         },
         "STATUS" => Statement::Status,
         "RING" => Statement::Ring,
-        "HELP" => Statement::Help(p.tokens.next().map(|t| match t {
-            Token::Word(w) | Token::Quoted(w) => w,
-            Token::Json(v) => v.to_string(),
-        })),
+        "DECOMMISSION" => Statement::Decommission,
+        "REMOVENODE" => Statement::RemoveNode(p.name("a node id")?),
+        "SOURCE" => Statement::Source(p.name("a file name")?),
+        "HELP" => {
+            let topic = p
+                .next()
+                .map(|t| t.name().map_or_else(|| t.describe(), str::to_string));
+            // `HELP CREATE COLLECTION`: the rest names the same statement.
+            p.pos = p.tokens.len();
+            Statement::Help(topic)
+        }
         _ => Statement::Exit,
     };
-    if let Some(extra) = p.tokens.next() {
-        return Err(format!(
-            "unexpected {} at the end; usage: {usage}",
-            extra.describe()
-        ));
-    }
+    p.end()?;
     Ok(st)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
+/// Which way a key statement names its collection.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    /// `STATEMENT <collection> <key> ...`
+    Long,
+    /// `STATEMENT <key> ...` after USE.
+    Short,
+}
 
-    #[test]
-    fn splits_on_semicolons_and_newlines_but_not_inside_json() {
-        let parts = split("PUT c k {\"a\": \"x;y\",\n \"b\": 2}; GET c k\n-- comment\nSTATUS");
-        assert_eq!(parts.len(), 3);
-        assert!(parts[0].contains("x;y"));
-        assert!(is_incomplete("PUT c k {\"a\":"));
-        assert!(!is_incomplete("PUT c k {\"a\": 1}"));
-    }
+/// The keyword as a `'static` name for messages.
+fn static_name(head: &str) -> &'static str {
+    help::lookup(head).map_or("GET", |s| s.name)
+}
 
-    #[test]
-    fn parses_the_contract_statements() {
-        assert_eq!(
-            parse("put users \"alice smith\" {\"n\": 1} consistency all").unwrap(),
-            Statement::Put {
-                collection: "users".into(),
-                key: "alice smith".into(),
-                document: json!({"n": 1}),
-                context: None,
-                consistency: Some(Consistency::All)
-            }
-        );
-        assert_eq!(
-            parse("GET users alice LOCAL").unwrap(),
-            Statement::Get {
-                collection: "users".into(),
-                key: "alice".into(),
-                local: true,
-                consistency: None
-            }
-        );
-        assert!(matches!(
-            parse("DELETE c k CONTEXT abc").unwrap(),
-            Statement::Delete {
-                context: Some(_),
-                ..
-            }
-        ));
-        assert_eq!(parse("consistency").unwrap(), Statement::Consistency(None));
-    }
+/// GET and DELETE: `<collection> <key>` or, after USE, `<key>`; then options.
+fn keyed(
+    head: &str,
+    tokens: &[Token],
+    usage: &'static str,
+    using: Option<&str>,
+) -> Result<Statement, ShellError> {
+    let allowed: &[&'static str] = if head == "GET" {
+        &["LOCAL", "CONSISTENCY"]
+    } else {
+        &["CONTEXT", "CONSISTENCY"]
+    };
+    let two_names = tokens.len() >= 2 && tokens[0].name().is_some() && tokens[1].name().is_some();
+    let forms: &[Form] = match (two_names, tokens.get(1).is_some_and(is_option)) {
+        (false, _) => &[Form::Short],
+        (true, true) if using.is_some() => &[Form::Short, Form::Long],
+        (true, true) => &[Form::Long, Form::Short],
+        (true, false) => &[Form::Long],
+    };
+    let attempt = |form: Form| -> Result<(Option<String>, String, Opts), ShellError> {
+        let mut p = Parts::new(tokens, usage);
+        let collection = match form {
+            Form::Long => Some(p.name("a collection")?),
+            Form::Short => None,
+        };
+        let key = p.name("a key")?;
+        let o = p.options(allowed)?;
+        Ok((collection, key, o))
+    };
+    let (collection, key, o) = match attempt(forms[0]) {
+        Ok(r) => r,
+        Err(first) => match forms.get(1).map(|f| attempt(*f)) {
+            Some(Ok(r)) => r,
+            _ => return Err(first),
+        },
+    };
+    let collection = in_collection(head, collection, using)?;
+    Ok(if head == "GET" {
+        Statement::Get {
+            collection,
+            key,
+            local: o.local,
+            consistency: o.consistency,
+        }
+    } else {
+        Statement::Delete {
+            collection,
+            key,
+            context: o.context,
+            consistency: o.consistency,
+        }
+    })
+}
 
-    #[test]
-    fn errors_name_the_problem() {
-        assert!(parse("GTE c k").unwrap_err().contains("did you mean GET"));
-        assert!(parse("PUT c k [1]").unwrap_err().contains("JSON object"));
-        assert!(parse("PUT c k {\"a\":")
-            .unwrap_err()
-            .contains("invalid JSON"));
-        assert!(parse("GET c k CONSISTENCY MOST")
-            .unwrap_err()
-            .contains("MOST"));
-        assert!(parse("GET c").unwrap_err().contains("missing a key"));
-        assert!(parse("STATUS now").unwrap_err().contains("unexpected"));
+/// PUT and RESOLVE: `[<collection>] <key> <json>`: the document's position tells the form.
+fn with_document(
+    head: &str,
+    tokens: &[Token],
+    usage: &'static str,
+    using: Option<&str>,
+) -> Result<Statement, ShellError> {
+    let mut p = Parts::new(tokens, usage);
+    let short = matches!(tokens.get(1), Some(Token::Json(_)));
+    let collection = if short {
+        None
+    } else {
+        Some(p.name("a collection")?)
+    };
+    let key = p.name("a key")?;
+    let document = p.document()?;
+    if head == "PUT" {
+        let o = p.options(&["CONTEXT", "CONSISTENCY"])?;
+        Ok(Statement::Put {
+            collection: in_collection(head, collection, using)?,
+            key,
+            document,
+            context: o.context,
+            consistency: o.consistency,
+        })
+    } else {
+        let o = p.options(&["CONSISTENCY"])?;
+        Ok(Statement::Resolve {
+            collection: in_collection(head, collection, using)?,
+            key,
+            document,
+            consistency: o.consistency,
+        })
     }
 }
+
+/// The collection named in the statement, else the one in use, else an error saying how.
+fn in_collection(
+    head: &str,
+    named: Option<String>,
+    using: Option<&str>,
+) -> Result<String, ShellError> {
+    named
+        .or_else(|| using.map(str::to_string))
+        .ok_or(ShellError::NoCollection {
+            statement: static_name(head),
+        })
+}
+
+/// `CREATE COLLECTION [IF NOT EXISTS] name [WITH replication = N] [IF NOT EXISTS]`
+fn create_collection(p: &mut Parts<'_>) -> Result<Statement, ShellError> {
+    p.expect("COLLECTION")?;
+    let mut if_not_exists = if_not_exists(p)?;
+    let name = p.name("a collection name")?;
+    let mut replication = 0;
+    while let Some(t) = p.peek() {
+        match t.keyword().as_deref() {
+            Some("WITH") => {
+                p.next();
+                replication = with_replication(p)?;
+            }
+            Some("IF") => if_not_exists |= self::if_not_exists(p)?,
+            _ => {
+                let mut m = format!("unexpected {}", t.describe());
+                if let Some(s) = t.keyword().and_then(|w| help::suggest(&w, &["WITH", "IF"])) {
+                    m.push_str(&format!(" (did you mean {s}?)"));
+                }
+                return Err(p.fail(m));
+            }
+        }
+    }
+    Ok(Statement::CreateCollection {
+        name,
+        replication,
+        if_not_exists,
+    })
+}
+
+fn if_not_exists(p: &mut Parts<'_>) -> Result<bool, ShellError> {
+    if p.peek().and_then(Token::keyword).as_deref() != Some("IF") {
+        return Ok(false);
+    }
+    p.next();
+    p.expect("NOT")?;
+    p.expect("EXISTS")?;
+    Ok(true)
+}
+
+/// `replication = N`, spaced or not (`replication=3`).
+fn with_replication(p: &mut Parts<'_>) -> Result<u32, ShellError> {
+    let mut text = String::new();
+    while let Some(t) = p.peek() {
+        let Token::Word(w) = t else { break };
+        if w.eq_ignore_ascii_case("IF") {
+            break;
+        }
+        text.push_str(w);
+        p.next();
+        if text.contains('=') && !text.ends_with('=') {
+            break;
+        }
+    }
+    let Some((option, value)) = text.split_once('=') else {
+        return Err(p.fail(format!(
+            "expected replication = N after WITH, found {text:?}"
+        )));
+    };
+    if !option.eq_ignore_ascii_case("replication") {
+        return Err(p.fail(format!(
+            "unknown option {option:?}; the option is replication"
+        )));
+    }
+    value
+        .parse::<u32>()
+        .map_err(|_| p.fail(format!("replication must be a whole number, not {value:?}")))
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;
