@@ -133,6 +133,25 @@ pub fn split(first: Token, last: Token, parts: usize) -> Vec<(Token, Token)> {
     out
 }
 
+/// Ranges narrower than this are compared key by key; a differing leaf is first cut into
+/// pieces of about this width, hashed by scanning, so only a sixteenth of its keys are
+/// listed over the network.
+pub const FINEST: u64 = 1 << (64 - SEGMENT_BITS - 4);
+
+/// Cut `[first, last]` into `parts` equal token ranges (used below leaf level).
+pub fn split_evenly(first: Token, last: Token, parts: usize) -> Vec<(Token, Token)> {
+    let (a, b) = (first as i128, last as i128);
+    let parts = (parts.max(1) as i128).min(b - a + 1);
+    let width = (b - a + 1) / parts;
+    (0..parts)
+        .map(|i| {
+            let lo = a + i * width;
+            let hi = if i == parts - 1 { b } else { lo + width - 1 };
+            (lo as Token, hi as Token)
+        })
+        .collect()
+}
+
 /// The segments wholly inside `[first, last]`, and the partial ends that need a key scan.
 pub struct Cover {
     /// Whole segments, as an inclusive run (`None` if there are none).
@@ -218,6 +237,21 @@ mod tests {
     fn different_versions_of_a_key_hash_differently() {
         assert_ne!(entry_hash(b"k", b"v1"), entry_hash(b"k", b"v2"));
         assert_ne!(entry_hash(b"k1", b"v"), entry_hash(b"k", b"1v"));
+    }
+
+    #[test]
+    fn even_splits_are_contiguous_and_reach_the_finest_width() {
+        let (a, b) = (segment_first(9), segment_last(9));
+        let pieces = split_evenly(a, b, 16);
+        assert_eq!(pieces.len(), 16);
+        assert_eq!((pieces[0].0, pieces[15].1), (a, b));
+        for w in pieces.windows(2) {
+            assert_eq!(w[0].1 + 1, w[1].0);
+        }
+        assert!(pieces
+            .iter()
+            .all(|(x, y)| ((*y as i128 - *x as i128) as u64) < FINEST));
+        assert_eq!(split_evenly(5, 7, 16), vec![(5, 5), (6, 6), (7, 7)]);
     }
 
     #[test]

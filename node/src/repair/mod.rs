@@ -15,7 +15,7 @@ use ringdb_proto::v1::{
 
 use crate::cluster::Membership;
 use crate::coordinator::hints::Hints;
-use crate::merkle::{segment_of, split};
+use crate::merkle::{segment_of, split, split_evenly, FINEST};
 use crate::ring::{Ring, Token};
 use crate::storage::{Durability, Storage};
 use crate::transport::Transport;
@@ -284,12 +284,14 @@ impl AntiEntropy {
                 if l == r {
                     continue;
                 }
-                if segment_of(*a) == segment_of(*b) {
+                if segment_of(*a) != segment_of(*b) {
+                    pending.extend(split(*a, *b, self.config.fanout));
+                } else if (*b as i128 - *a as i128) as u64 >= FINEST {
+                    pending.extend(split_evenly(*a, *b, self.config.fanout));
+                } else {
                     let (k, by) = self.sync_leaf(peer, collection, *a, *b, pace).await?;
                     keys += k;
                     bytes += by;
-                } else {
-                    pending.extend(split(*a, *b, self.config.fanout));
                 }
             }
         }
@@ -321,8 +323,8 @@ impl AntiEntropy {
             .key_hashes(peer, req)
             .await
             .map_err(|e| e.to_string())?;
-        let bytes: u64 = remote.iter().map(|k| k.key.len() as u64 + 12).sum::<u64>()
-            + local.keys().map(|k| k.len() as u64 + 12).sum::<u64>();
+        // Only the peer's listing crosses the network (key, hash and framing).
+        let bytes: u64 = remote.iter().map(|k| k.key.len() as u64 + 12).sum::<u64>() + 24;
         let mut differing: Vec<String> = Vec::new();
         let mut remote_keys: HashMap<&str, u64> = HashMap::with_capacity(remote.len());
         for k in &remote {
