@@ -14,6 +14,7 @@
 pub mod hints;
 pub mod level;
 pub mod quorum;
+mod reach;
 pub mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use ringdb_proto::v1::{CoordinateWriteRequest, ReplicaWriteRequest};
+use ringdb_proto::v1::CoordinateWriteRequest;
 use tokio::time::Instant;
 
 use crate::cluster::Membership;
@@ -35,6 +36,7 @@ use crate::version::{CausalContext, SiblingSet};
 use hints::Hints;
 pub use level::Level;
 use quorum::{describe_failures, gather};
+use reach::Reach;
 
 /// Settings every request uses unless it says otherwise.
 #[derive(Debug, Clone)]
@@ -93,107 +95,6 @@ pub struct CoordinatorStats {
     pub read_repairs: AtomicU64,
     /// Writes forwarded to a replica because this node was not one.
     pub forwarded_writes: AtomicU64,
-}
-
-/// How this node reaches a key's replicas, itself included without the network; shared
-/// with background tasks (read repair) that outlive a request.
-struct Reach {
-    membership: Arc<Membership>,
-    storage: Storage,
-    transport: Arc<dyn Transport>,
-    hints: Arc<Hints>,
-}
-
-impl Reach {
-    /// Read a replica's set; a remote call gives up at `give_up`.
-    fn read(
-        &self,
-        node: &str,
-        collection: &str,
-        key: &str,
-        give_up: Instant,
-    ) -> BoxFuture<'static, Result<SiblingSet, String>> {
-        let (collection, key) = (collection.to_string(), key.to_string());
-        if node == self.membership.node_id() {
-            let storage = self.storage.clone();
-            return async move {
-                storage
-                    .read(&collection, &key)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .boxed();
-        }
-        let transport = self.transport.clone();
-        let addr = self.membership.address(node);
-        async move {
-            let addr = addr.ok_or("address unknown")?;
-            let raw =
-                tokio::time::timeout_at(give_up, transport.replica_read(&addr, &collection, &key))
-                    .await
-                    .map_err(|_| "no answer in time".to_string())?
-                    .map_err(|e| e.to_string())?;
-            SiblingSet::decode(&raw).map_err(|e| e.to_string())
-        }
-        .boxed()
-    }
-
-    /// Merge a set into a replica. A remote write that fails or gets no answer by `give_up`
-    /// is kept as a hint for that replica.
-    fn write(
-        &self,
-        node: &str,
-        collection: &str,
-        key: &str,
-        encoded: Bytes,
-        durability: Durability,
-        give_up: Instant,
-    ) -> BoxFuture<'static, Result<(), String>> {
-        let req = ReplicaWriteRequest {
-            collection: collection.to_string(),
-            key: key.to_string(),
-            siblings: encoded,
-            durability: proto_durability(durability) as i32,
-        };
-        if node == self.membership.node_id() {
-            let storage = self.storage.clone();
-            return async move {
-                let set = SiblingSet::decode(&req.siblings).map_err(|e| e.to_string())?;
-                storage
-                    .merge(&req.collection, &req.key, set, durability)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .boxed();
-        }
-        let transport = self.transport.clone();
-        let addr = self.membership.address(node);
-        let hints = self.hints.clone();
-        let target = node.to_string();
-        async move {
-            let (collection, key, siblings) = (
-                req.collection.clone(),
-                req.key.clone(),
-                req.siblings.clone(),
-            );
-            let result = match addr {
-                None => Err("address unknown".to_string()),
-                Some(addr) => {
-                    match tokio::time::timeout_at(give_up, transport.replica_write(&addr, req))
-                        .await
-                    {
-                        Ok(r) => r.map_err(|e| e.to_string()),
-                        Err(_) => Err("no answer in time".to_string()),
-                    }
-                }
-            };
-            if result.is_err() {
-                hints.store(&target, &collection, &key, siblings).await;
-            }
-            result
-        }
-        .boxed()
-    }
 }
 
 /// Coordinates client requests for one node.
