@@ -18,7 +18,7 @@ mod reach;
 pub mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -86,6 +86,9 @@ pub struct WriteReply {
     pub context: CausalContext,
     /// Replicas that acknowledged before the answer.
     pub acknowledged_by: Vec<String>,
+    /// Replicas that had not acknowledged by the answer but hold a hint for the write
+    /// (down, or their write failed); the others not acknowledged were still being written.
+    pub hinted_for: Vec<String>,
 }
 
 /// Counters for what coordination did, exposed in status and tests.
@@ -173,6 +176,11 @@ impl Coordinator {
     /// How this node reaches its peers.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
+    }
+
+    /// This node's id, as client replies name their coordinator.
+    pub fn node_id(&self) -> &str {
+        self.membership.node_id()
     }
 
     fn me(&self) -> &str {
@@ -382,6 +390,7 @@ impl Coordinator {
             Ok(Ok(r)) => Ok(WriteReply {
                 context: CausalContext::decode(&r.context).map_err(|e| Error::Internal(e.to_string()))?,
                 acknowledged_by: r.acknowledged_by,
+                hinted_for: r.hinted_for,
             }),
             Ok(Err(TransportError::Rejected { code, message })) => Err(from_code(code, message)),
             Ok(Err(e)) => Err(Error::Timeout(format!(
@@ -426,6 +435,7 @@ impl Coordinator {
             .await?;
         let mut calls: Vec<(String, BoxFuture<'static, Result<(), String>>)> =
             Vec::with_capacity(replicas.live.len());
+        let hinted = Arc::new(Mutex::new(Vec::new()));
         for node in &replicas.live {
             if node == self.me() {
                 let storage = self.storage.clone();
@@ -442,29 +452,28 @@ impl Coordinator {
                     .boxed(),
                 ));
             } else {
-                calls.push((
-                    node.clone(),
-                    self.reach.write(
-                        node,
-                        &op.collection,
-                        &op.key,
-                        minted.stored.clone(),
-                        op.durability,
-                        deadline,
-                    ),
-                ));
+                let call = self.reach.write(
+                    node,
+                    &op.collection,
+                    &op.key,
+                    minted.stored.clone(),
+                    op.durability,
+                    deadline,
+                );
+                calls.push((node.clone(), noting_hint(call, node, &hinted)));
             }
         }
         // Joining replicas-to-be get the write too, uncounted (a failure becomes a hint).
         for node in replicas.pending.iter().filter(|n| self.membership.is_up(n)) {
-            tokio::spawn(self.reach.write(
+            let call = self.reach.write(
                 node,
                 &op.collection,
                 &op.key,
                 minted.stored.clone(),
                 op.durability,
                 deadline,
-            ));
+            );
+            tokio::spawn(noting_hint(call, node, &hinted));
         }
         // Replicas believed down get the write as a hint, delivered when they are back.
         let down = replicas
@@ -472,6 +481,7 @@ impl Coordinator {
             .iter()
             .chain(&replicas.pending)
             .filter(|n| !self.membership.is_up(n));
+        let mut stores = Vec::new();
         for node in down {
             let (reach, node, c, k, enc) = (
                 self.reach.clone(),
@@ -480,13 +490,24 @@ impl Coordinator {
                 op.key.clone(),
                 minted.stored.clone(),
             );
-            tokio::spawn(async move { reach.hints.store(&node, &c, &k, enc).await });
+            stores.push(tokio::spawn(async move {
+                reach.hints.store(&node, &c, &k, enc).await.then_some(node)
+            }));
         }
         let gathered = gather(calls, Vec::new(), required, deadline, deadline).await;
         if gathered.ok.len() >= required {
+            // The hints for down replicas were written alongside the replication; the
+            // receipt names them once they are stored.
+            let mut hinted_for: Vec<String> = futures::future::join_all(stores)
+                .await
+                .into_iter()
+                .filter_map(|r| r.ok().flatten())
+                .collect();
+            hinted_for.extend(hinted.lock().map(|h| h.clone()).unwrap_or_default());
             return Ok(WriteReply {
                 context: minted.context,
                 acknowledged_by: gathered.ok.into_iter().map(|(n, _)| n).collect(),
+                hinted_for,
             });
         }
         let silent = silent(&replicas.live, &gathered);
@@ -526,6 +547,7 @@ impl Coordinator {
                     return Ok(WriteReply {
                         context: seen.context().clone(),
                         acknowledged_by: Vec::new(),
+                        hinted_for: Vec::new(),
                     });
                 }
                 seen.context().clone()
@@ -538,6 +560,27 @@ impl Coordinator {
     pub async fn local_get(&self, collection: &str, key: &str) -> Result<SiblingSet> {
         Ok(self.storage.read(collection, key).await?)
     }
+}
+
+/// A replica write that adds its node to `hinted` when it fails but leaves a hint, for
+/// the write's receipt.
+fn noting_hint(
+    call: BoxFuture<'static, Result<(), reach::Missed>>,
+    node: &str,
+    hinted: &Arc<Mutex<Vec<String>>>,
+) -> BoxFuture<'static, Result<(), String>> {
+    let (node, hinted) = (node.to_string(), hinted.clone());
+    call.map(move |r| {
+        r.map_err(|m| {
+            if m.hinted {
+                if let Ok(mut h) = hinted.lock() {
+                    h.push(node);
+                }
+            }
+            m.reason
+        })
+    })
+    .boxed()
 }
 
 /// Replicas that were asked but neither answered nor failed, for error messages.

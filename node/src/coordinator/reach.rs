@@ -61,7 +61,7 @@ impl Reach {
     }
 
     /// Merge a set into a replica. A remote write that fails or gets no answer by `give_up`
-    /// is kept as a hint for that replica.
+    /// is kept as a hint for that replica, and the failure says whether the hint was stored.
     pub(super) fn write(
         &self,
         node: &str,
@@ -70,7 +70,7 @@ impl Reach {
         encoded: Bytes,
         durability: Durability,
         give_up: Instant,
-    ) -> BoxFuture<'static, Result<(), String>> {
+    ) -> BoxFuture<'static, Result<(), Missed>> {
         let req = ReplicaWriteRequest {
             collection: collection.to_string(),
             key: key.to_string(),
@@ -80,11 +80,11 @@ impl Reach {
         if node == self.membership.node_id() {
             let storage = self.storage.clone();
             return async move {
-                let set = SiblingSet::decode(&req.siblings).map_err(|e| e.to_string())?;
+                let set = SiblingSet::decode(&req.siblings).map_err(Missed::unhinted)?;
                 storage
                     .merge(&req.collection, &req.key, set, durability)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(Missed::unhinted)
             }
             .boxed();
         }
@@ -109,11 +109,38 @@ impl Reach {
                     }
                 }
             };
-            if result.is_err() {
-                hints.store(&target, &collection, &key, siblings).await;
+            match result {
+                Ok(()) => Ok(()),
+                Err(reason) => Err(Missed {
+                    hinted: hints.store(&target, &collection, &key, siblings).await,
+                    reason,
+                }),
             }
-            result
         }
         .boxed()
+    }
+}
+
+/// Why a replica did not take a write, and whether it will get it later from a hint.
+#[derive(Debug, Clone)]
+pub(super) struct Missed {
+    /// What went wrong, for error messages.
+    pub(super) reason: String,
+    /// Whether a hint for the replica was stored.
+    pub(super) hinted: bool,
+}
+
+impl Missed {
+    fn unhinted(e: impl std::fmt::Display) -> Missed {
+        Missed {
+            reason: e.to_string(),
+            hinted: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Missed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
     }
 }
