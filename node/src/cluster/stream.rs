@@ -168,7 +168,7 @@ impl Streamer<'_> {
             .map(|e| RangeEntry {
                 collection: e.collection,
                 key: e.key,
-                siblings: e.siblings.into(),
+                siblings: e.siblings,
             })
             .collect();
         Ok((entries, next))

@@ -450,7 +450,7 @@ impl HandOff for Hints {
             let me = self.membership.node_id();
             let heir = ring
                 .nodes()
-                .into_iter()
+                .iter()
                 .find(|n| *n != me && self.membership.is_up(n))
                 .and_then(|n| self.membership.address(n))
                 .ok_or("no live node to hand hints to")?;
