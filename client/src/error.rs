@@ -40,6 +40,10 @@ pub enum Error {
     /// A document could not be converted to or from the requested type.
     #[error("document conversion: {0}")]
     Document(String),
+    /// An [`update`](crate::Client::update) kept meeting concurrent writes and gave up; its
+    /// writes were stored (nothing is lost) but siblings remain for the next read.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The server failed unexpectedly.
     #[error("server error: {0}")]
     Internal(String),
@@ -58,6 +62,7 @@ impl Error {
             Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::Conflict(_) => "ABORTED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -76,8 +81,29 @@ impl Error {
             | Error::PermissionDenied(m)
             | Error::Unreachable(m)
             | Error::Document(m)
+            | Error::Conflict(m)
             | Error::Internal(m) => m,
         }
+    }
+
+    /// The same kind of error with another message (to add what the client tried).
+    pub(crate) fn with_message(mut self, message: String) -> Error {
+        match &mut self {
+            Error::InvalidArgument(m)
+            | Error::Unavailable(m)
+            | Error::Timeout(m)
+            | Error::Overloaded(m)
+            | Error::NotFound(m)
+            | Error::AlreadyExists(m)
+            | Error::FailedPrecondition(m)
+            | Error::Unauthenticated(m)
+            | Error::PermissionDenied(m)
+            | Error::Unreachable(m)
+            | Error::Document(m)
+            | Error::Conflict(m)
+            | Error::Internal(m) => *m = message,
+        }
+        self
     }
 }
 
@@ -94,6 +120,7 @@ impl From<tonic::Status> for Error {
             Code::NotFound => Error::NotFound(m),
             Code::Unauthenticated => Error::Unauthenticated(m),
             Code::PermissionDenied => Error::PermissionDenied(m),
+            Code::Aborted => Error::Conflict(m),
             _ => Error::Internal(m),
         }
     }
