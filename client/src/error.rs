@@ -139,10 +139,22 @@ fn chain_text(s: &tonic::Status) -> Option<String> {
     Some(text)
 }
 
+/// Phrases of errors raised before any request bytes were written: while opening a
+/// connection (hyper-util's connector), or when hyper hands the request back unsent
+/// ("operation was canceled": the connection closed or was not ready). A bare "connect" is
+/// not enough: "connection reset" and "connection closed before message completed" happen
+/// after a request may have gone out.
+const CONNECT_PHASE: [&str; 5] = [
+    "tcp connect error",
+    "tcp open error",
+    "dns error",
+    "connection refused",
+    "operation was canceled",
+];
+
 /// Whether a failed call never reached the server (so even a write is safe to retry elsewhere).
 pub(crate) fn never_sent(s: &tonic::Status) -> bool {
-    chain_text(s)
-        .is_some_and(|t| t.contains("connect") || t.contains("refused") || t.contains("dns error"))
+    chain_text(s).is_some_and(|t| CONNECT_PHASE.iter().any(|p| t.contains(p)))
 }
 
 /// Whether a call failed in transport (locally) rather than with a server's answer.
