@@ -1,18 +1,18 @@
 //! Where a key lives on the ring, computed in the client so requests can go straight to a
 //! replica.
-//!
-//! This is a copy of `ringdb_node::ring::token_for`, kept here on purpose: the client must
-//! not depend on the node crate (it would pull storage, gossip and the server into every
-//! application). The two are pinned to the same fixed key → token vectors, here and in the
-//! node's ring tests, so neither can change without a test failing. A drift would not
-//! break correctness (any node coordinates any key) but would silently cost the hop that
-//! token-aware routing saves.
 
 /// A position on the ring, as the cluster's `Ring` RPC reports tokens.
 pub type Token = i64;
 
 /// The ring position of a document: the low 64 bits (Cassandra's `h1`) of MurmurHash3
 /// x64_128, seed 0, of `collection \0 key`, read as a signed i64.
+///
+/// This is a copy of `ringdb_node::ring::token_for`, kept here on purpose: the client must
+/// not depend on the node crate (it would pull storage, gossip and the server into every
+/// application). Both crates assert the same fixed key → token vectors in their unit tests,
+/// and the integration tests compare the two on many keys, so neither can change alone. A
+/// drift would not break correctness (any node coordinates any key) but would silently cost
+/// the hop that token-aware routing saves.
 pub fn token_for(collection: &str, key: &str) -> Token {
     use std::io::Read;
     let mut input = collection
