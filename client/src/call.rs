@@ -161,14 +161,14 @@ impl Client {
                     } else {
                         last_answer = Some(s.clone());
                     }
-                    failures.push((target.label(), s.message().to_string()));
+                    failures.push((target.label(), error::describe(&s)));
                 }
                 Next::Ambiguous => {
                     router.failed(&target.address);
                     return Err(Error::Unreachable(format!(
                         "{what}: connection to {} broke during the request ({}); the write may or may not have been applied",
                         target.label(),
-                        s.message()
+                        error::describe(&s)
                     )));
                 }
                 Next::Final => return Err(s.into()),
@@ -177,17 +177,33 @@ impl Client {
         // A node's own answer says more than "could not connect" does.
         if let Some(s) = last_answer {
             let e = Error::from(s);
-            let tried: Vec<&str> = failures.iter().map(|(node, _)| node.as_str()).collect();
+            let mut tried: Vec<&str> = Vec::new();
+            for (node, _) in &failures {
+                if !tried.contains(&node.as_str()) {
+                    tried.push(node);
+                }
+            }
             let message = format!("{} (tried {})", e.message(), tried.join(", "));
             return Err(e.with_message(message));
         }
-        let failures: Vec<String> = failures
+        // The same node failing the same way on every pass is said once, with a count.
+        let mut distinct: Vec<((String, String), usize)> = Vec::new();
+        for f in failures {
+            match distinct.iter_mut().find(|(d, _)| *d == f) {
+                Some((_, n)) => *n += 1,
+                None => distinct.push((f, 1)),
+            }
+        }
+        let said: Vec<String> = distinct
             .into_iter()
-            .map(|(node, why)| format!("{node}: {why}"))
+            .map(|((node, why), n)| match n {
+                1 => format!("{node}: {why}"),
+                n => format!("{node}: {why} ({n} times)"),
+            })
             .collect();
         Err(Error::Unreachable(format!(
             "{what}: no node answered in {attempts} attempts [{}]",
-            failures.join("; ")
+            said.join("; ")
         )))
     }
 

@@ -126,8 +126,24 @@ impl From<tonic::Status> for Error {
     }
 }
 
+/// The status message and its root cause, for messages ("tcp connect error: Connection
+/// refused (os error 111)"). Statuses a server sent carry no cause; local failures do.
+pub(crate) fn describe(s: &tonic::Status) -> String {
+    let mut root = None;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = src {
+        root = Some(e.to_string());
+        src = e.source();
+    }
+    match root {
+        Some(r) if !s.message().contains(&r) => format!("{}: {r}", s.message()),
+        _ => s.message().to_string(),
+    }
+}
+
+/// The message and every cause in lower case when the failure was local (it has a
+/// cause), else `None`.
 fn chain_text(s: &tonic::Status) -> Option<String> {
-    // Statuses a server sent carry no source; transport failures made locally do.
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
     src?;
     let mut text = s.message().to_lowercase();
