@@ -20,7 +20,7 @@ use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
-use ringdb_client::{Client, Consistency, Context, Durability, ReadOptions, WriteOptions};
+use ringdb_client::{Client, Consistency, Context, Durability, ReadOptions, Routing, WriteOptions};
 
 use keys::{record, KeyChooser};
 
@@ -36,6 +36,15 @@ enum Workload {
     C,
     /// 50% reads, 50% read-modify-write with the read's context.
     F,
+}
+
+/// Which node coordinates each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RoutingArg {
+    /// A replica of the key (its primary first), from the ring the client fetched.
+    Token,
+    /// The given hosts in rotation, whoever owns the key.
+    Fixed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,6 +100,10 @@ struct Args {
     /// Fields per record (each about 100 bytes).
     #[arg(long, default_value_t = 10)]
     fields: usize,
+    /// How the client picks coordinators: `token` (a replica of the key) or `fixed`
+    /// (the given hosts in rotation).
+    #[arg(long, value_enum, default_value_t = RoutingArg::Token)]
+    routing: RoutingArg,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -299,10 +312,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.concurrency == 0 || args.records == 0 {
         bail!("--concurrency and --records must be at least 1");
     }
-    let client = Client::connect(&args.hosts)
+    let routing = match args.routing {
+        RoutingArg::Token => Routing::TokenAware,
+        RoutingArg::Fixed => Routing::RoundRobin,
+    };
+    let client = Client::builder(&args.hosts)
+        .routing(routing)
+        .connect()
         .await
         .context("cannot connect")?;
     client.status().await.context("cluster not reachable")?;
+    if routing == Routing::TokenAware {
+        client
+            .refresh_ring()
+            .await
+            .context("cannot fetch the ring for token-aware routing")?;
+    }
     let chooser = match args.distribution {
         Distribution::Zipfian => KeyChooser::zipfian(args.records, 0.99),
         Distribution::Uniform => KeyChooser::uniform(args.records),
@@ -358,13 +383,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let errors: u64 = total.errors.values().sum();
     let a = &shared.args;
     println!(
-        "workload {:?}  records {}  concurrency {}  read {}  write {}  durability {:?}  hosts {}",
+        "workload {:?}  records {}  concurrency {}  read {}  write {}  durability {:?}  routing {:?}  hosts {}",
         a.workload,
         a.records,
         a.concurrency,
         a.read_consistency,
         a.write_consistency,
         a.durability,
+        a.routing,
         a.hosts.join(",")
     );
     println!(
@@ -405,6 +431,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "concurrency": a.concurrency,
         "read_consistency": a.read_consistency.to_string(),
         "write_consistency": a.write_consistency.to_string(),
+        "routing": format!("{:?}", a.routing).to_lowercase(),
     });
     println!("{summary}");
     Ok(())

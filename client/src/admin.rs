@@ -3,7 +3,9 @@
 
 use ringdb_proto::v1 as pb;
 
-use crate::{Client, Result};
+use crate::{
+    error, parse_values, Client, ClusterStatus, Context, Error, GetResult, Result, RingInfo,
+};
 
 /// A collection and the options it was created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,11 +69,11 @@ impl Client {
     /// Decommission the first given node: it streams its data to the new owners, then
     /// leaves the ring. Returns once it is LEAVING; `status` shows when it is LEFT.
     pub async fn decommission(&self) -> Result<String> {
-        let mut admin = self.nodes[0].admin.clone();
+        let (address, mut admin) = self.first_node()?;
         let r = admin
             .decommission(pb::DecommissionRequest {})
             .await
-            .map_err(crate::Error::from)?;
+            .map_err(|s| unreachable_or(&address, s))?;
         Ok(r.into_inner().message)
     }
 
@@ -87,5 +89,74 @@ impl Client {
             })
             .await?;
         Ok(r.into_inner().message)
+    }
+
+    /// Cluster membership and load as one node sees it.
+    pub async fn status(&self) -> Result<ClusterStatus> {
+        let r = self
+            .call(true, |mut n| async move {
+                n.admin.status(pb::StatusRequest {}).await
+            })
+            .await?
+            .into_inner();
+        Ok(ClusterStatus {
+            node_id: r.node_id,
+            replication_factor: r.replication_factor,
+            nodes: r.nodes,
+        })
+    }
+
+    /// Token ownership as one node sees it.
+    pub async fn ring(&self) -> Result<RingInfo> {
+        let r = self
+            .call(true, |mut n| async move {
+                n.admin.ring(pb::RingRequest {}).await
+            })
+            .await?
+            .into_inner();
+        Ok(RingInfo {
+            tokens: r.tokens.into_iter().map(|t| (t.token, t.node_id)).collect(),
+            replication_factor: r.replication_factor,
+        })
+    }
+
+    /// The first given node's own replica of a key: no coordination, no read repair.
+    /// For operators and tests checking what one replica holds.
+    pub async fn local_get(&self, collection: &str, key: &str) -> Result<GetResult> {
+        let (address, mut admin) = self.first_node()?;
+        let r = admin
+            .local_get(pb::LocalGetRequest {
+                collection: collection.to_string(),
+                key: key.to_string(),
+            })
+            .await
+            .map_err(|s| unreachable_or(&address, s))?
+            .into_inner();
+        Ok(GetResult {
+            values: parse_values(&r.values)?,
+            context: Context::from_token(r.context),
+            coordinator: None,
+        })
+    }
+
+    /// The first given address and its admin stub: requests about one particular node.
+    fn first_node(
+        &self,
+    ) -> Result<(
+        String,
+        pb::admin_client::AdminClient<tonic::transport::Channel>,
+    )> {
+        let address = self.router.seeds()[0].clone();
+        let admin = self.router.node(&address)?.admin;
+        Ok((address, admin))
+    }
+}
+
+/// A failure to reach `address` as `Unreachable` naming it; a server's answer as itself.
+fn unreachable_or(address: &str, s: tonic::Status) -> Error {
+    if error::transport_failure(&s) {
+        Error::Unreachable(format!("{address}: {}", s.message()))
+    } else {
+        s.into()
     }
 }

@@ -40,6 +40,10 @@ pub enum Error {
     /// A document could not be converted to or from the requested type.
     #[error("document conversion: {0}")]
     Document(String),
+    /// An [`update`](crate::Client::update) kept meeting concurrent writes and gave up; its
+    /// writes were stored (nothing is lost) but siblings remain for the next read.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The server failed unexpectedly.
     #[error("server error: {0}")]
     Internal(String),
@@ -58,6 +62,7 @@ impl Error {
             Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::Conflict(_) => "ABORTED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -76,8 +81,29 @@ impl Error {
             | Error::PermissionDenied(m)
             | Error::Unreachable(m)
             | Error::Document(m)
+            | Error::Conflict(m)
             | Error::Internal(m) => m,
         }
+    }
+
+    /// The same kind of error with another message (to add what the client tried).
+    pub(crate) fn with_message(mut self, message: String) -> Error {
+        match &mut self {
+            Error::InvalidArgument(m)
+            | Error::Unavailable(m)
+            | Error::Timeout(m)
+            | Error::Overloaded(m)
+            | Error::NotFound(m)
+            | Error::AlreadyExists(m)
+            | Error::FailedPrecondition(m)
+            | Error::Unauthenticated(m)
+            | Error::PermissionDenied(m)
+            | Error::Unreachable(m)
+            | Error::Document(m)
+            | Error::Conflict(m)
+            | Error::Internal(m) => *m = message,
+        }
+        self
     }
 }
 
@@ -94,13 +120,30 @@ impl From<tonic::Status> for Error {
             Code::NotFound => Error::NotFound(m),
             Code::Unauthenticated => Error::Unauthenticated(m),
             Code::PermissionDenied => Error::PermissionDenied(m),
+            Code::Aborted => Error::Conflict(m),
             _ => Error::Internal(m),
         }
     }
 }
 
+/// The status message and its root cause, for messages ("tcp connect error: Connection
+/// refused (os error 111)"). Statuses a server sent carry no cause; local failures do.
+pub(crate) fn describe(s: &tonic::Status) -> String {
+    let mut root = None;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = src {
+        root = Some(e.to_string());
+        src = e.source();
+    }
+    match root {
+        Some(r) if !s.message().contains(&r) => format!("{}: {r}", s.message()),
+        _ => s.message().to_string(),
+    }
+}
+
+/// The message and every cause in lower case when the failure was local (it has a
+/// cause), else `None`.
 fn chain_text(s: &tonic::Status) -> Option<String> {
-    // Statuses a server sent carry no source; transport failures made locally do.
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
     src?;
     let mut text = s.message().to_lowercase();
@@ -112,10 +155,22 @@ fn chain_text(s: &tonic::Status) -> Option<String> {
     Some(text)
 }
 
+/// Phrases of errors raised before any request bytes were written: while opening a
+/// connection (hyper-util's connector), or when hyper hands the request back unsent
+/// ("operation was canceled": the connection closed or was not ready). A bare "connect" is
+/// not enough: "connection reset" and "connection closed before message completed" happen
+/// after a request may have gone out.
+const CONNECT_PHASE: [&str; 5] = [
+    "tcp connect error",
+    "tcp open error",
+    "dns error",
+    "connection refused",
+    "operation was canceled",
+];
+
 /// Whether a failed call never reached the server (so even a write is safe to retry elsewhere).
 pub(crate) fn never_sent(s: &tonic::Status) -> bool {
-    chain_text(s)
-        .is_some_and(|t| t.contains("connect") || t.contains("refused") || t.contains("dns error"))
+    chain_text(s).is_some_and(|t| CONNECT_PHASE.iter().any(|p| t.contains(p)))
 }
 
 /// Whether a call failed in transport (locally) rather than with a server's answer.

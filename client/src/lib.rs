@@ -1,9 +1,12 @@
 //! Async Rust client for RingDB.
 //!
-//! Connect with one or more node addresses; any node coordinates any request. Every read
-//! returns all sibling versions of a document and an opaque [`Context`]; pass that context
-//! to the next write to replace exactly the versions you saw. Consistency and durability
-//! are chosen per request or as client defaults.
+//! Connect with one or more node addresses. The client fetches the cluster's ring from
+//! them and sends each request to a replica of its key (see [`Routing`]), failing over to
+//! the key's other replicas when a node does not answer. Every read returns all sibling
+//! versions of a document and an opaque [`Context`]; pass that context to the next write
+//! to replace exactly the versions you saw, or let [`Client::update`] do the
+//! read-merge-write loop for you. Consistency and durability are chosen per request or as
+//! client defaults.
 //!
 //! ```no_run
 //! use ringdb_client::{Client, Consistency, WriteOptions};
@@ -20,30 +23,37 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod admin;
+mod call;
 mod error;
 mod options;
+mod routing;
+mod token;
+mod update;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ringdb_proto::v1 as pb;
-use ringdb_proto::v1::admin_client::AdminClient;
-use ringdb_proto::v1::client_client::ClientClient;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
 
 pub use admin::Collection;
+pub use call::RetryPolicy;
 pub use error::Error;
 pub use options::{Consistency, Context, Durability, ReadOptions, WriteOptions};
+pub use routing::Routing;
+pub use token::{token_for, Token};
+pub use update::{UpdateOptions, Updated};
+
+use call::Kind;
+use routing::Router;
 
 /// Result of a client call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Largest message the client accepts (a read can return several large siblings).
-const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
 /// What a read found: every live sibling and the context that covers them.
 #[derive(Debug, Clone)]
@@ -52,6 +62,9 @@ pub struct GetResult<T = serde_json::Value> {
     pub values: Vec<T>,
     /// Pass to the next write of this key to supersede exactly these versions.
     pub context: Context,
+    /// Id of the node that coordinated the read (`None` from servers that do not say), to
+    /// see where routing sent it.
+    pub coordinator: Option<String>,
 }
 
 impl<T> GetResult<T> {
@@ -66,13 +79,20 @@ impl<T> GetResult<T> {
     }
 }
 
-/// What a write returned.
+/// What a write returned: its new context and a receipt of where it went, so a caller
+/// can tell how many copies exist now and which replicas will get it later.
 #[derive(Debug, Clone)]
 pub struct WriteResult {
     /// Context of the new version: a write with it supersedes exactly this version.
     pub context: Context,
     /// Replicas that had acknowledged when the coordinator answered.
     pub acknowledged_by: Vec<String>,
+    /// Replicas that had not acknowledged but for which the coordinator had stored a hint
+    /// (they were down or their write failed): they get the write when they are back. A
+    /// replica in neither list was still being written to when the coordinator answered.
+    pub hinted_for: Vec<String>,
+    /// Id of the node that took the request (`None` from servers that do not say).
+    pub coordinator: Option<String>,
 }
 
 /// Cluster status as seen by one node.
@@ -110,68 +130,150 @@ fn parse_values<T: DeserializeOwned>(raw: &[Bytes]) -> Result<Vec<T>> {
         .collect()
 }
 
-#[derive(Clone)]
-struct Node {
-    address: String,
-    client: ClientClient<Channel>,
-    admin: AdminClient<Channel>,
+/// An empty wire string as `None`.
+fn named(id: String) -> Option<String> {
+    (!id.is_empty()).then_some(id)
 }
 
-/// A connection to a RingDB cluster; cheap to clone and share between tasks.
-#[derive(Clone)]
-pub struct Client {
-    nodes: std::sync::Arc<Vec<Node>>,
-    next: std::sync::Arc<AtomicUsize>,
+/// Settings fixed when a client connects: routing, retries, ring refresh, defaults.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    addresses: Vec<String>,
+    routing: Routing,
+    retry: RetryPolicy,
+    refresh_interval: Duration,
+    connect_timeout: Duration,
     read_defaults: ReadOptions,
     write_defaults: WriteOptions,
 }
 
-fn endpoint(addr: &str) -> Result<Endpoint> {
-    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|e| Error::InvalidArgument(format!("bad node address {addr:?}: {e}")))?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_while_idle(true))
+impl ClientBuilder {
+    /// Settings for a client of the cluster these `host:port` addresses belong to, with
+    /// token-aware routing, the default [`RetryPolicy`] and a ring refresh every 5 s.
+    pub fn new<I, S>(addresses: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ClientBuilder {
+            addresses: addresses
+                .into_iter()
+                .map(|a| a.as_ref().trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect(),
+            routing: Routing::default(),
+            retry: RetryPolicy::default(),
+            refresh_interval: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            read_defaults: ReadOptions::new(),
+            write_defaults: WriteOptions::new(),
+        }
+    }
+
+    /// How to pick each request's coordinator.
+    pub fn routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// How persistently to look for a node that answers.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// How often to fetch the ring when nothing prompts it sooner (token-aware routing).
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.refresh_interval = every.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long to wait for a TCP connection to a node before trying another.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Read settings for requests that do not set their own.
+    pub fn read_defaults(mut self, o: ReadOptions) -> Self {
+        self.read_defaults = o;
+        self
+    }
+
+    /// Write settings (consistency, durability, timeout) for requests that do not set
+    /// their own; a context here is ignored.
+    pub fn write_defaults(mut self, o: WriteOptions) -> Self {
+        self.write_defaults = WriteOptions { context: None, ..o };
+        self
+    }
+
+    /// Make the client. With token-aware routing it fetches the ring once (waiting at most
+    /// the connect timeout; requests rotate over the given addresses until a ring arrives)
+    /// and keeps it fresh in the background. Fails only if no address is given or one is
+    /// malformed: an unreachable cluster shows in the first request.
+    pub async fn connect(self) -> Result<Client> {
+        let router = Arc::new(Router::new(
+            self.addresses,
+            self.routing,
+            self.connect_timeout,
+        )?);
+        if self.routing == Routing::TokenAware {
+            match tokio::time::timeout(self.connect_timeout, router.refresh()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "no ring yet; rotating over the given addresses")
+                }
+                Err(_) => tracing::debug!("no ring in time; rotating over the given addresses"),
+            }
+            routing::spawn_refresher(&router, self.refresh_interval);
+        }
+        Ok(Client {
+            router,
+            retry: self.retry,
+            read_defaults: self.read_defaults,
+            write_defaults: self.write_defaults,
+        })
+    }
+}
+
+/// A connection to a RingDB cluster; cheap to clone and share between tasks (clones share
+/// the ring, the connections and the background refresh).
+#[derive(Clone)]
+pub struct Client {
+    router: Arc<Router>,
+    retry: RetryPolicy,
+    read_defaults: ReadOptions,
+    write_defaults: WriteOptions,
 }
 
 impl Client {
-    /// Connect to a cluster through any of these `host:port` addresses. Connections are
-    /// made lazily; this fails only if no address is given or one is malformed.
+    /// Connect to a cluster through any of these `host:port` addresses with the default
+    /// settings (token-aware routing); see [`ClientBuilder::connect`].
     pub async fn connect<I, S>(addresses: I) -> Result<Client>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut nodes = Vec::new();
-        for a in addresses {
-            let a = a.as_ref().trim();
-            if a.is_empty() {
-                continue;
-            }
-            let channel = endpoint(a)?.connect_lazy();
-            nodes.push(Node {
-                address: a.to_string(),
-                client: ClientClient::new(channel.clone())
-                    .max_decoding_message_size(MAX_MESSAGE)
-                    .max_encoding_message_size(MAX_MESSAGE),
-                admin: AdminClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
-            });
-        }
-        if nodes.is_empty() {
-            return Err(Error::InvalidArgument("no node address given".into()));
-        }
-        Ok(Client {
-            nodes: std::sync::Arc::new(nodes),
-            next: Default::default(),
-            read_defaults: ReadOptions::new(),
-            write_defaults: WriteOptions::new(),
-        })
+        ClientBuilder::new(addresses).connect().await
+    }
+
+    /// Settings for a client with non-default routing, retries or refresh.
+    ///
+    /// ```no_run
+    /// use ringdb_client::{Client, Routing};
+    /// # async fn demo() -> Result<(), ringdb_client::Error> {
+    /// let client = Client::builder(["127.0.0.1:7401"])
+    ///     .routing(Routing::RoundRobin)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder<I, S>(addresses: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ClientBuilder::new(addresses)
     }
 
     /// Use these read settings when a request does not set its own.
@@ -188,38 +290,34 @@ impl Client {
 
     /// Addresses this client was given.
     pub fn addresses(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.address.clone()).collect()
+        self.router.seeds().to_vec()
     }
 
-    /// Try nodes in turn, starting with the next in rotation. A node that cannot be reached
-    /// is skipped; `idempotent` calls also move on when a connection breaks mid-call.
-    async fn call<T, F, Fut>(&self, idempotent: bool, mut f: F) -> Result<T>
-    where
-        F: FnMut(Node) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
-    {
-        let n = self.nodes.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let mut failures = Vec::new();
-        for i in 0..n {
-            let node = self.nodes[(start + i) % n].clone();
-            let address = node.address.clone();
-            match f(node).await {
-                Ok(v) => return Ok(v),
-                Err(s) if error::never_sent(&s) || (idempotent && error::transport_failure(&s)) => {
-                    tracing::debug!(node = %address, error = %s, "node did not answer; trying the next");
-                    failures.push(format!("{address}: {}", s.message()));
-                }
-                Err(s) if error::transport_failure(&s) => {
-                    return Err(Error::Unreachable(format!(
-                        "connection to {address} broke during the request ({}); the write may or may not have been applied",
-                        s.message()
-                    )))
-                }
-                Err(s) => return Err(s.into()),
-            }
-        }
-        Err(Error::Unreachable(failures.join("; ")))
+    /// How this client picks coordinators.
+    pub fn routing(&self) -> Routing {
+        self.router.routing()
+    }
+
+    /// Addresses a request for this key would try, best first: with token-aware routing
+    /// and a known ring, its primary owner first, then the next owners clockwise, then the
+    /// rest; otherwise the given addresses in rotation. For tracing and tests.
+    pub fn route(&self, collection: &str, key: &str) -> Vec<String> {
+        self.router
+            .targets(token_for(collection, key))
+            .into_iter()
+            .map(|t| t.address)
+            .collect()
+    }
+
+    /// Whether the client holds a ring to route by (token-aware routing only).
+    pub fn knows_ring(&self) -> bool {
+        self.router.view().is_some()
+    }
+
+    /// Fetch the ring now instead of waiting for the background refresh (after adding a
+    /// node, say). Fails when no node answers.
+    pub async fn refresh_ring(&self) -> Result<()> {
+        self.router.refresh().await
     }
 
     /// Read a document at the client's default consistency.
@@ -248,6 +346,7 @@ impl Client {
         Ok(GetResult {
             values: parse_values(&raw.values)?,
             context: raw.context,
+            coordinator: raw.coordinator,
         })
     }
 
@@ -266,16 +365,19 @@ impl Client {
             consistency: consistency.map(|c| c.to_proto() as i32).unwrap_or(0),
             timeout_ms: timeout.map(|t| t.as_millis() as u32).unwrap_or(0),
         };
+        let what = format!("read of {collection}/{key}");
         let resp = self
-            .call(true, |mut n| {
+            .routed(Kind::Read, token_for(collection, key), &what, |mut n| {
                 let req = req.clone();
                 async move { n.client.get(req).await }
             })
             .await?
             .into_inner();
+        self.router.saw([resp.coordinator.as_str()]);
         Ok(GetResult {
             values: resp.values,
             context: Context::from_token(resp.context),
+            coordinator: named(resp.coordinator),
         })
     }
 
@@ -322,17 +424,43 @@ impl Client {
             durability: w.durability,
             timeout_ms: w.timeout_ms,
         };
+        let what = format!("write of {collection}/{key}");
         let resp = self
-            .call(false, |mut n| {
+            .routed(Kind::Write, token_for(collection, key), &what, |mut n| {
                 let req = req.clone();
                 async move { n.client.put(req).await }
             })
             .await?
             .into_inner();
-        Ok(WriteResult {
-            context: Context::from_token(resp.context),
-            acknowledged_by: resp.acknowledged_by,
-        })
+        Ok(self.receipt(
+            resp.context,
+            resp.acknowledged_by,
+            resp.hinted_for,
+            resp.coordinator,
+        ))
+    }
+
+    /// A write's reply as a [`WriteResult`]; a node the ring does not know prompts a refresh.
+    fn receipt(
+        &self,
+        context: String,
+        acknowledged_by: Vec<String>,
+        hinted_for: Vec<String>,
+        coordinator: String,
+    ) -> WriteResult {
+        self.router.saw(
+            acknowledged_by
+                .iter()
+                .chain(&hinted_for)
+                .map(String::as_str)
+                .chain([coordinator.as_str()]),
+        );
+        WriteResult {
+            context: Context::from_token(context),
+            acknowledged_by,
+            hinted_for,
+            coordinator: named(coordinator),
+        }
     }
 
     /// A write's options with the client defaults filled in, in wire form.
@@ -384,69 +512,19 @@ impl Client {
             durability: w.durability,
             timeout_ms: w.timeout_ms,
         };
+        let what = format!("delete of {collection}/{key}");
         let resp = self
-            .call(false, |mut n| {
+            .routed(Kind::Write, token_for(collection, key), &what, |mut n| {
                 let req = req.clone();
                 async move { n.client.delete(req).await }
             })
             .await?
             .into_inner();
-        Ok(WriteResult {
-            context: Context::from_token(resp.context),
-            acknowledged_by: resp.acknowledged_by,
-        })
-    }
-
-    /// Cluster membership and load as one node sees it.
-    pub async fn status(&self) -> Result<ClusterStatus> {
-        let r = self
-            .call(true, |mut n| async move {
-                n.admin.status(pb::StatusRequest {}).await
-            })
-            .await?
-            .into_inner();
-        Ok(ClusterStatus {
-            node_id: r.node_id,
-            replication_factor: r.replication_factor,
-            nodes: r.nodes,
-        })
-    }
-
-    /// Token ownership as one node sees it.
-    pub async fn ring(&self) -> Result<RingInfo> {
-        let r = self
-            .call(true, |mut n| async move {
-                n.admin.ring(pb::RingRequest {}).await
-            })
-            .await?
-            .into_inner();
-        Ok(RingInfo {
-            tokens: r.tokens.into_iter().map(|t| (t.token, t.node_id)).collect(),
-            replication_factor: r.replication_factor,
-        })
-    }
-
-    /// The first given node's own replica of a document: no coordination, no repair.
-    /// For operators and tests checking what one replica holds.
-    pub async fn local_get(&self, collection: &str, key: &str) -> Result<GetResult> {
-        let mut admin = self.nodes[0].admin.clone();
-        let r = admin
-            .local_get(pb::LocalGetRequest {
-                collection: collection.to_string(),
-                key: key.to_string(),
-            })
-            .await
-            .map_err(|s| {
-                if error::transport_failure(&s) {
-                    Error::Unreachable(format!("{}: {}", self.nodes[0].address, s.message()))
-                } else {
-                    s.into()
-                }
-            })?
-            .into_inner();
-        Ok(GetResult {
-            values: parse_values(&r.values)?,
-            context: Context::from_token(r.context),
-        })
+        Ok(self.receipt(
+            resp.context,
+            resp.acknowledged_by,
+            resp.hinted_for,
+            resp.coordinator,
+        ))
     }
 }

@@ -263,6 +263,22 @@ mod tests {
         assert_ne!(token_for("users", "alice"), token_for("user", "salice"));
     }
 
+    /// The client carries its own copy of `token_for` (it must not depend on this crate)
+    /// and asserts this same table in `client/src/token.rs`: change both or neither.
+    #[test]
+    fn token_vectors_shared_with_the_client() {
+        let vectors: [(&str, &str, i64); 5] = [
+            ("users", "alice", -3033734117929159040),
+            ("usertable", "user0000000042", -7660759409904080294),
+            ("c", "", -7085071147438720114),
+            ("", "k", -1524241173621435117),
+            ("docs", "ключ-🔑", 1027564018599829204),
+        ];
+        for (c, k, want) in vectors {
+            assert_eq!(token_for(c, k), want, "token of {c:?}/{k:?}");
+        }
+    }
+
     #[test]
     fn preference_list_is_distinct_and_starts_at_primary() {
         let names: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();

@@ -386,6 +386,7 @@ mod tests {
         GetResult {
             values,
             context: Context::from_token(ctx),
+            coordinator: None,
         }
     }
 
@@ -451,6 +452,8 @@ mod tests {
         let w = WriteResult {
             context: Context::from_token("W"),
             acknowledged_by: vec!["n1".into()],
+            hinted_for: Vec::new(),
+            coordinator: None,
         };
         assert_eq!(write_json(&w), r#"{"ok":true,"context":"W"}"#);
         assert_eq!(

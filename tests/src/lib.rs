@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ringdb_client::Client;
+use ringdb_client::{Client, Routing};
 
 pub mod sim;
 
@@ -111,9 +111,12 @@ impl NodeProc {
         self.child.is_some()
     }
 
-    /// A client that talks only to this node.
+    /// A client that talks only to this node (routing off, so this node coordinates
+    /// every request).
     pub async fn client(&self) -> Client {
-        Client::connect([self.address.as_str()])
+        Client::builder([self.address.as_str()])
+            .routing(Routing::RoundRobin)
+            .connect()
             .await
             .expect("client")
     }

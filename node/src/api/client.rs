@@ -42,6 +42,7 @@ impl Client for ClientService {
         Ok(Response::new(GetResponse {
             values: set.live_values().cloned().collect(),
             context: context_token(set.context()),
+            coordinator: self.coordinator.node_id().to_string(),
         }))
     }
 
@@ -63,6 +64,8 @@ impl Client for ClientService {
         Ok(Response::new(PutResponse {
             context: context_token(&reply.context),
             acknowledged_by: reply.acknowledged_by,
+            hinted_for: reply.hinted_for,
+            coordinator: self.coordinator.node_id().to_string(),
         }))
     }
 
@@ -91,6 +94,8 @@ impl Client for ClientService {
         Ok(Response::new(DeleteResponse {
             context: context_token(&reply.context),
             acknowledged_by: reply.acknowledged_by,
+            hinted_for: reply.hinted_for,
+            coordinator: self.coordinator.node_id().to_string(),
         }))
     }
 }

@@ -145,6 +145,7 @@ impl Internode for InternodeService {
         Ok(Response::new(CoordinateWriteResponse {
             context: Bytes::from(reply.context.encode()),
             acknowledged_by: reply.acknowledged_by,
+            hinted_for: reply.hinted_for,
         }))
     }
 

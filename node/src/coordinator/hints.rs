@@ -161,15 +161,18 @@ impl Hints {
         self.publish();
     }
 
-    /// Keep `siblings` for `target` until it can take them.
-    pub async fn store(&self, target: &str, collection: &str, key: &str, siblings: Bytes) {
+    /// Keep `siblings` for `target` until it can take them. Returns whether a hint is now
+    /// stored (false when the per-target limit was hit and the key was only recorded for
+    /// repair, or storage failed), so write receipts can say which replicas hold a hint.
+    pub async fn store(&self, target: &str, collection: &str, key: &str, siblings: Bytes) -> bool {
         let hint = Hint {
             created_ms: now_ms(),
             collection: collection.to_string(),
             key: key.to_string(),
             siblings,
         };
-        let result = if self.pending_for(target) >= self.config.max_per_target {
+        let over_limit = self.pending_for(target) >= self.config.max_per_target;
+        let result = if over_limit {
             tracing::warn!(
                 target_node = target,
                 collection,
@@ -193,8 +196,12 @@ impl Hints {
             }
             r
         };
-        if let Err(e) = result {
-            tracing::error!(target_node = target, collection, key, error = %e, "could not store hint");
+        match result {
+            Ok(()) => !over_limit,
+            Err(e) => {
+                tracing::error!(target_node = target, collection, key, error = %e, "could not store hint");
+                false
+            }
         }
     }
 

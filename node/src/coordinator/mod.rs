@@ -14,16 +14,17 @@
 pub mod hints;
 pub mod level;
 pub mod quorum;
+mod reach;
 pub mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use ringdb_proto::v1::{CoordinateWriteRequest, ReplicaWriteRequest};
+use ringdb_proto::v1::CoordinateWriteRequest;
 use tokio::time::Instant;
 
 use crate::cluster::now_ms;
@@ -36,6 +37,7 @@ use crate::version::{CausalContext, SiblingSet};
 use hints::Hints;
 pub use level::Level;
 use quorum::{describe_failures, gather};
+use reach::Reach;
 
 /// Settings every request uses unless it says otherwise.
 #[derive(Debug, Clone)]
@@ -85,6 +87,9 @@ pub struct WriteReply {
     pub context: CausalContext,
     /// Replicas that acknowledged before the answer.
     pub acknowledged_by: Vec<String>,
+    /// Replicas that had not acknowledged by the answer but hold a hint for the write
+    /// (down, or their write failed); the others not acknowledged were still being written.
+    pub hinted_for: Vec<String>,
 }
 
 /// Counters for what coordination did, exposed in status and tests.
@@ -94,107 +99,6 @@ pub struct CoordinatorStats {
     pub read_repairs: AtomicU64,
     /// Writes forwarded to a replica because this node was not one.
     pub forwarded_writes: AtomicU64,
-}
-
-/// How this node reaches a key's replicas, itself included without the network; shared
-/// with background tasks (read repair) that outlive a request.
-struct Reach {
-    membership: Arc<Membership>,
-    storage: Storage,
-    transport: Arc<dyn Transport>,
-    hints: Arc<Hints>,
-}
-
-impl Reach {
-    /// Read a replica's set; a remote call gives up at `give_up`.
-    fn read(
-        &self,
-        node: &str,
-        collection: &str,
-        key: &str,
-        give_up: Instant,
-    ) -> BoxFuture<'static, Result<SiblingSet, String>> {
-        let (collection, key) = (collection.to_string(), key.to_string());
-        if node == self.membership.node_id() {
-            let storage = self.storage.clone();
-            return async move {
-                storage
-                    .read(&collection, &key)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .boxed();
-        }
-        let transport = self.transport.clone();
-        let addr = self.membership.address(node);
-        async move {
-            let addr = addr.ok_or("address unknown")?;
-            let raw =
-                tokio::time::timeout_at(give_up, transport.replica_read(&addr, &collection, &key))
-                    .await
-                    .map_err(|_| "no answer in time".to_string())?
-                    .map_err(|e| e.to_string())?;
-            SiblingSet::decode(&raw).map_err(|e| e.to_string())
-        }
-        .boxed()
-    }
-
-    /// Merge a set into a replica. A remote write that fails or gets no answer by `give_up`
-    /// is kept as a hint for that replica.
-    fn write(
-        &self,
-        node: &str,
-        collection: &str,
-        key: &str,
-        encoded: Bytes,
-        durability: Durability,
-        give_up: Instant,
-    ) -> BoxFuture<'static, Result<(), String>> {
-        let req = ReplicaWriteRequest {
-            collection: collection.to_string(),
-            key: key.to_string(),
-            siblings: encoded,
-            durability: proto_durability(durability) as i32,
-        };
-        if node == self.membership.node_id() {
-            let storage = self.storage.clone();
-            return async move {
-                let set = SiblingSet::decode(&req.siblings).map_err(|e| e.to_string())?;
-                storage
-                    .merge(&req.collection, &req.key, set, durability)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .boxed();
-        }
-        let transport = self.transport.clone();
-        let addr = self.membership.address(node);
-        let hints = self.hints.clone();
-        let target = node.to_string();
-        async move {
-            let (collection, key, siblings) = (
-                req.collection.clone(),
-                req.key.clone(),
-                req.siblings.clone(),
-            );
-            let result = match addr {
-                None => Err("address unknown".to_string()),
-                Some(addr) => {
-                    match tokio::time::timeout_at(give_up, transport.replica_write(&addr, req))
-                        .await
-                    {
-                        Ok(r) => r.map_err(|e| e.to_string()),
-                        Err(_) => Err("no answer in time".to_string()),
-                    }
-                }
-            };
-            if result.is_err() {
-                hints.store(&target, &collection, &key, siblings).await;
-            }
-            result
-        }
-        .boxed()
-    }
 }
 
 /// Coordinates client requests for one node.
@@ -266,6 +170,11 @@ impl Coordinator {
     /// How this node reaches its peers.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
+    }
+
+    /// This node's id, as client replies name their coordinator.
+    pub fn node_id(&self) -> &str {
+        self.membership.node_id()
     }
 
     fn me(&self) -> &str {
@@ -475,6 +384,7 @@ impl Coordinator {
             Ok(Ok(r)) => Ok(WriteReply {
                 context: CausalContext::decode(&r.context).map_err(|e| Error::Internal(e.to_string()))?,
                 acknowledged_by: r.acknowledged_by,
+                hinted_for: r.hinted_for,
             }),
             Ok(Err(TransportError::Rejected { code, message })) => Err(from_code(code, message)),
             Ok(Err(e)) => Err(Error::Timeout(format!(
@@ -519,6 +429,7 @@ impl Coordinator {
             .await?;
         let mut calls: Vec<(String, BoxFuture<'static, Result<(), String>>)> =
             Vec::with_capacity(replicas.live.len());
+        let hinted = Arc::new(Mutex::new(Vec::new()));
         for node in &replicas.live {
             if node == self.me() {
                 let storage = self.storage.clone();
@@ -535,29 +446,28 @@ impl Coordinator {
                     .boxed(),
                 ));
             } else {
-                calls.push((
-                    node.clone(),
-                    self.reach.write(
-                        node,
-                        &op.collection,
-                        &op.key,
-                        minted.stored.clone(),
-                        op.durability,
-                        deadline,
-                    ),
-                ));
+                let call = self.reach.write(
+                    node,
+                    &op.collection,
+                    &op.key,
+                    minted.stored.clone(),
+                    op.durability,
+                    deadline,
+                );
+                calls.push((node.clone(), noting_hint(call, node, &hinted)));
             }
         }
         // Joining replicas-to-be get the write too, uncounted (a failure becomes a hint).
         for node in replicas.pending.iter().filter(|n| self.membership.is_up(n)) {
-            tokio::spawn(self.reach.write(
+            let call = self.reach.write(
                 node,
                 &op.collection,
                 &op.key,
                 minted.stored.clone(),
                 op.durability,
                 deadline,
-            ));
+            );
+            tokio::spawn(noting_hint(call, node, &hinted));
         }
         // Replicas believed down get the write as a hint, delivered when they are back.
         let down = replicas
@@ -565,6 +475,7 @@ impl Coordinator {
             .iter()
             .chain(&replicas.pending)
             .filter(|n| !self.membership.is_up(n));
+        let mut stores = Vec::new();
         for node in down {
             let (reach, node, c, k, enc) = (
                 self.reach.clone(),
@@ -573,13 +484,24 @@ impl Coordinator {
                 op.key.clone(),
                 minted.stored.clone(),
             );
-            tokio::spawn(async move { reach.hints.store(&node, &c, &k, enc).await });
+            stores.push(tokio::spawn(async move {
+                reach.hints.store(&node, &c, &k, enc).await.then_some(node)
+            }));
         }
         let gathered = gather(calls, Vec::new(), required, deadline, deadline).await;
         if gathered.ok.len() >= required {
+            // The hints for down replicas were written alongside the replication; the
+            // receipt names them once they are stored.
+            let mut hinted_for: Vec<String> = futures::future::join_all(stores)
+                .await
+                .into_iter()
+                .filter_map(|r| r.ok().flatten())
+                .collect();
+            hinted_for.extend(hinted.lock().map(|h| h.clone()).unwrap_or_default());
             return Ok(WriteReply {
                 context: minted.context,
                 acknowledged_by: gathered.ok.into_iter().map(|(n, _)| n).collect(),
+                hinted_for,
             });
         }
         let silent = silent(&replicas.live, &gathered);
@@ -619,6 +541,7 @@ impl Coordinator {
                     return Ok(WriteReply {
                         context: seen.context().clone(),
                         acknowledged_by: Vec::new(),
+                        hinted_for: Vec::new(),
                     });
                 }
                 seen.context().clone()
@@ -631,6 +554,27 @@ impl Coordinator {
     pub async fn local_get(&self, collection: &str, key: &str) -> Result<SiblingSet> {
         Ok(self.storage.read(collection, key).await?)
     }
+}
+
+/// A replica write that adds its node to `hinted` when it fails but leaves a hint, for
+/// the write's receipt.
+fn noting_hint(
+    call: BoxFuture<'static, Result<(), reach::Missed>>,
+    node: &str,
+    hinted: &Arc<Mutex<Vec<String>>>,
+) -> BoxFuture<'static, Result<(), String>> {
+    let (node, hinted) = (node.to_string(), hinted.clone());
+    call.map(move |r| {
+        r.map_err(|m| {
+            if m.hinted {
+                if let Ok(mut h) = hinted.lock() {
+                    h.push(node);
+                }
+            }
+            m.reason
+        })
+    })
+    .boxed()
 }
 
 /// Replicas that were asked but neither answered nor failed, for error messages.

@@ -1,0 +1,327 @@
+//! Sending one request: which nodes to try, in what order, and when trying again is safe.
+//!
+//! Rules kept here:
+//! - a request that never reached a node (connection refused, no route, connect timeout)
+//!   moves on to the next node, reads and writes alike: nothing can have been applied;
+//! - a read also moves on when a connection broke after sending, or when the node answered
+//!   `UNAVAILABLE` (its view of the cluster may be worse than another's) or
+//!   `RESOURCE_EXHAUSTED` (its queues are full): reading twice is harmless;
+//! - a write whose connection broke after sending is not retried, since it may have been
+//!   applied; the error says so;
+//! - every other answer from a server is final and maps to an [`Error`] once;
+//! - after each full pass over the candidates the client waits (exponential backoff with
+//!   jitter) and asks for a fresh ring before the next pass, up to
+//!   [`RetryPolicy::max_attempts`] calls in all.
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use tonic::Code;
+
+use crate::error;
+use crate::routing::{Node, Target};
+use crate::token::Token;
+use crate::{Client, Error, Result};
+
+/// How persistently a get, put or delete looks for a node that answers; see the module
+/// rules for which failures are retried at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Calls in all, across nodes and passes (at least one is always made).
+    pub max_attempts: u32,
+    /// Wait before the second pass over the candidates; it doubles for each further pass.
+    pub initial_backoff: Duration,
+    /// Longest wait between passes.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Four calls (every replica of a key at N = 3, then one more after a short wait),
+    /// starting with a 25 ms backoff, at most 1 s.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries: one call to the best candidate.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Wait before pass `pass` (1 for the second pass): `initial · 2^(pass-1)`, capped,
+    /// with a random half of it taken off so clients that failed together spread out.
+    pub(crate) fn backoff(&self, pass: u32) -> Duration {
+        let full = self
+            .initial_backoff
+            .saturating_mul(1u32 << pass.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        full.mul_f64(0.5 + 0.5 * unit_random())
+    }
+}
+
+/// A number in [0, 1) that differs between calls and processes, without a dependency.
+pub(crate) fn unit_random() -> f64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Whether a request may be sent again after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// No side effects: retry on any transport failure and on a node's local trouble.
+    Read,
+    /// Retry only when the request never left the client.
+    Write,
+}
+
+/// What to do after a failed call.
+enum Next {
+    /// Try the next node; `transport` says whether the node itself did not answer.
+    Retry { transport: bool },
+    /// Stop: a write may have been applied and the client cannot know.
+    Ambiguous,
+    /// Stop with the server's answer.
+    Final,
+}
+
+fn next(kind: Kind, s: &tonic::Status) -> Next {
+    if error::never_sent(s) {
+        return Next::Retry { transport: true };
+    }
+    let transport = error::transport_failure(s);
+    match kind {
+        Kind::Read if transport => Next::Retry { transport: true },
+        Kind::Read if matches!(s.code(), Code::Unavailable | Code::ResourceExhausted) => {
+            Next::Retry { transport: false }
+        }
+        Kind::Write if transport => Next::Ambiguous,
+        _ => Next::Final,
+    }
+}
+
+impl Client {
+    /// Send a get, put or delete of the key at `token` to the best node for it, moving on
+    /// to the next candidates when that is safe for `kind`.
+    pub(crate) async fn routed<T, F, Fut>(
+        &self,
+        kind: Kind,
+        token: Token,
+        what: &str,
+        mut f: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Node) -> Fut,
+        Fut: Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        let router = &self.router;
+        let attempts = self.retry.max_attempts.max(1);
+        let mut targets = router.targets(token);
+        let (mut i, mut pass) = (0, 0);
+        let mut failures: Vec<(String, String)> = Vec::new();
+        let mut last_answer: Option<tonic::Status> = None;
+        for _ in 0..attempts {
+            if i == targets.len() {
+                pass += 1;
+                router.request_refresh();
+                tokio::time::sleep(self.retry.backoff(pass)).await;
+                targets = router.targets(token);
+                i = 0;
+            }
+            let target: &Target = &targets[i];
+            i += 1;
+            let node = match router.node(&target.address) {
+                Ok(n) => n,
+                Err(e) => {
+                    failures.push((target.label(), e.message().to_string()));
+                    continue;
+                }
+            };
+            let s = match f(node).await {
+                Ok(v) => {
+                    router.answered(&target.address);
+                    return Ok(v);
+                }
+                Err(s) => s,
+            };
+            match next(kind, &s) {
+                Next::Retry { transport } => {
+                    tracing::debug!(node = %target.label(), error = %s, "{what}: trying the next node");
+                    if transport {
+                        router.failed(&target.address);
+                    } else {
+                        last_answer = Some(s.clone());
+                    }
+                    failures.push((target.label(), error::describe(&s)));
+                }
+                Next::Ambiguous => {
+                    router.failed(&target.address);
+                    return Err(Error::Unreachable(format!(
+                        "{what}: connection to {} broke during the request ({}); the write may or may not have been applied",
+                        target.label(),
+                        error::describe(&s)
+                    )));
+                }
+                Next::Final => return Err(s.into()),
+            }
+        }
+        // A node's own answer says more than "could not connect" does.
+        if let Some(s) = last_answer {
+            let e = Error::from(s);
+            let mut tried: Vec<&str> = Vec::new();
+            for (node, _) in &failures {
+                if !tried.contains(&node.as_str()) {
+                    tried.push(node);
+                }
+            }
+            let message = format!("{} (tried {})", e.message(), tried.join(", "));
+            return Err(e.with_message(message));
+        }
+        // The same node failing the same way on every pass is said once, with a count.
+        let mut distinct: Vec<((String, String), usize)> = Vec::new();
+        for f in failures {
+            match distinct.iter_mut().find(|(d, _)| *d == f) {
+                Some((_, n)) => *n += 1,
+                None => distinct.push((f, 1)),
+            }
+        }
+        let said: Vec<String> = distinct
+            .into_iter()
+            .map(|((node, why), n)| match n {
+                1 => format!("{node}: {why}"),
+                n => format!("{node}: {why} ({n} times)"),
+            })
+            .collect();
+        Err(Error::Unreachable(format!(
+            "{what}: no node answered in {attempts} attempts [{}]",
+            said.join("; ")
+        )))
+    }
+
+    /// Send an operator's request to the given addresses in turn, starting with the next
+    /// in rotation. A node that cannot be reached is skipped; `idempotent` calls also move
+    /// on when a connection breaks mid-call.
+    pub(crate) async fn call<T, F, Fut>(&self, idempotent: bool, mut f: F) -> Result<T>
+    where
+        F: FnMut(Node) -> Fut,
+        Fut: Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        let mut failures = Vec::new();
+        for target in self.router.rotation() {
+            let node = self.router.node(&target.address)?;
+            match f(node).await {
+                Ok(v) => return Ok(v),
+                Err(s) if error::never_sent(&s) || (idempotent && error::transport_failure(&s)) => {
+                    tracing::debug!(node = %target.address, error = %s, "node did not answer; trying the next");
+                    failures.push(format!("{}: {}", target.address, s.message()));
+                }
+                Err(s) if error::transport_failure(&s) => {
+                    return Err(Error::Unreachable(format!(
+                        "connection to {} broke during the request ({}); the change may or may not have been applied",
+                        target.address,
+                        s.message()
+                    )))
+                }
+                Err(s) => return Err(s.into()),
+            }
+        }
+        Err(Error::Unreachable(failures.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_pass_within_bounds() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+        };
+        for _ in 0..50 {
+            let b1 = p.backoff(1);
+            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100));
+            let b2 = p.backoff(2);
+            assert!(b2 >= Duration::from_millis(100) && b2 <= Duration::from_millis(200));
+            let b9 = p.backoff(9);
+            assert!(b9 >= Duration::from_millis(175) && b9 <= Duration::from_millis(350));
+        }
+        assert!(p.backoff(u32::MAX) <= Duration::from_millis(350));
+    }
+
+    #[test]
+    fn jitter_varies() {
+        let draws: Vec<f64> = (0..20).map(|_| unit_random()).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
+        assert!(draws.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_is_retried_per_policy_then_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let client = Client::builder([address.as_str()])
+            .retry(RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+            })
+            .connect()
+            .await
+            .expect("connect succeeds with nobody listening");
+        assert!(!client.knows_ring());
+        assert_eq!(client.route("c", "k"), vec![address.clone()]);
+        match client.get("c", "k").await {
+            Err(Error::Unreachable(m)) => {
+                assert!(m.contains("3 attempts") && m.contains(&address), "{m}")
+            }
+            other => panic!("expected UNAVAILABLE (unreachable), got {other:?}"),
+        }
+        // Never sent, so a write is retried too, and says nothing was applied.
+        match client.put("c", "k", &serde_json::json!({"a": 1})).await {
+            Err(Error::Unreachable(m)) => {
+                assert!(
+                    m.contains("3 attempts") && !m.contains("may or may not"),
+                    "{m}"
+                )
+            }
+            other => panic!("expected UNAVAILABLE (unreachable), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn servers_answers_are_final_except_a_reads_local_trouble() {
+        for (code, read_retries) in [
+            (Code::Unavailable, true),
+            (Code::ResourceExhausted, true),
+            (Code::DeadlineExceeded, false),
+            (Code::InvalidArgument, false),
+            (Code::Internal, false),
+        ] {
+            let s = tonic::Status::new(code, "from the server");
+            assert_eq!(
+                matches!(next(Kind::Read, &s), Next::Retry { transport: false }),
+                read_retries,
+                "{code:?}"
+            );
+            assert!(
+                matches!(next(Kind::Write, &s), Next::Final),
+                "a write's {code:?} is final"
+            );
+        }
+    }
+}
