@@ -155,7 +155,7 @@ impl Client {
 /// A failure to reach `address` as `Unreachable` naming it; a server's answer as itself.
 fn unreachable_or(address: &str, s: tonic::Status) -> Error {
     if error::transport_failure(&s) {
-        Error::Unreachable(format!("{address}: {}", s.message()))
+        Error::Unreachable(format!("{address}: {}", error::describe(&s)))
     } else {
         s.into()
     }

@@ -222,13 +222,13 @@ impl Client {
                 Ok(v) => return Ok(v),
                 Err(s) if error::never_sent(&s) || (idempotent && error::transport_failure(&s)) => {
                     tracing::debug!(node = %target.address, error = %s, "node did not answer; trying the next");
-                    failures.push(format!("{}: {}", target.address, s.message()));
+                    failures.push(format!("{}: {}", target.address, error::describe(&s)));
                 }
                 Err(s) if error::transport_failure(&s) => {
                     return Err(Error::Unreachable(format!(
                         "connection to {} broke during the request ({}); the change may or may not have been applied",
                         target.address,
-                        s.message()
+                        error::describe(&s)
                     )))
                 }
                 Err(s) => return Err(s.into()),

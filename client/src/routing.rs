@@ -387,7 +387,13 @@ impl Router {
         }
         let mut failures = Vec::new();
         for address in asked {
-            let mut admin = self.node(&address)?.admin;
+            let mut admin = match self.node(&address) {
+                Ok(n) => n.admin,
+                Err(e) => {
+                    failures.push(format!("{address}: {}", e.message()));
+                    continue;
+                }
+            };
             let reply =
                 tokio::time::timeout(RING_CALL_TIMEOUT, admin.ring(pb::RingRequest {})).await;
             match reply {
