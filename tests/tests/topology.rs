@@ -27,6 +27,26 @@ async fn write_many(client: &Client, prefix: &str, n: usize, level: Consistency)
         .await;
 }
 
+/// The keys of `keys` that the node behind `c` does not hold in its own replica.
+async fn lacking<'a>(c: &Client, keys: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    futures::stream::iter(keys)
+        .map(|k| {
+            let c = c.clone();
+            async move {
+                c.local_get("docs", k)
+                    .await
+                    .unwrap()
+                    .values
+                    .is_empty()
+                    .then_some(k)
+            }
+        })
+        .buffer_unordered(64)
+        .filter_map(|m| async move { m })
+        .collect()
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_a_loaded_cluster_under_writes_without_losing_any() {
     let mut cluster = Cluster::start(3).await;
@@ -183,22 +203,7 @@ async fn a_node_joins_a_loaded_cluster_under_writes_without_losing_any() {
     // holds every document locally.
     for node in ["n1", "n3", "n4"] {
         let c = cluster.node(node).client().await;
-        let lacking: Vec<&String> = futures::stream::iter(keys.iter().step_by(7))
-            .map(|k| {
-                let c = c.clone();
-                async move {
-                    c.local_get("docs", k)
-                        .await
-                        .unwrap()
-                        .values
-                        .is_empty()
-                        .then_some(k)
-                }
-            })
-            .buffer_unordered(64)
-            .filter_map(|m| async move { m })
-            .collect()
-            .await;
+        let lacking = lacking(&c, keys.iter().step_by(7)).await;
         assert!(
             lacking.is_empty(),
             "{node} lacks {} sampled documents after n2 left, e.g. {:?}",
@@ -271,22 +276,7 @@ async fn a_dead_node_is_removed_and_its_ranges_re_replicated() {
     let keys: Vec<String> = (0..3_000).map(|i| format!("doc-{i}")).collect();
     for node in ["n1", "n2", "n4"] {
         let c = cluster.node(node).client().await;
-        let lacking: Vec<&String> = futures::stream::iter(keys.iter())
-            .map(|k| {
-                let c = c.clone();
-                async move {
-                    c.local_get("docs", k)
-                        .await
-                        .unwrap()
-                        .values
-                        .is_empty()
-                        .then_some(k)
-                }
-            })
-            .buffer_unordered(64)
-            .filter_map(|m| async move { m })
-            .collect()
-            .await;
+        let lacking = lacking(&c, keys.iter()).await;
         assert!(
             lacking.is_empty(),
             "{node} lacks {} documents after n3 was removed, e.g. {:?}",
