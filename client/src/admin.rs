@@ -14,6 +14,8 @@ pub struct Collection {
     pub name: String,
     /// N: replicas per key.
     pub replication: u32,
+    /// How long its documents live unless a write sets its own TTL (`None`: forever).
+    pub default_ttl: Option<std::time::Duration>,
 }
 
 impl From<pb::CollectionInfo> for Collection {
@@ -21,6 +23,8 @@ impl From<pb::CollectionInfo> for Collection {
         Collection {
             name: c.name,
             replication: c.replication,
+            default_ttl: (c.default_ttl_secs > 0)
+                .then(|| std::time::Duration::from_secs(c.default_ttl_secs)),
         }
     }
 }
@@ -34,12 +38,26 @@ impl Client {
         replication: u32,
         if_not_exists: bool,
     ) -> Result<Collection> {
+        self.create_collection_with_ttl(name, replication, None, if_not_exists)
+            .await
+    }
+
+    /// Like `create_collection`, with a default TTL for its documents (whole seconds).
+    pub async fn create_collection_with_ttl(
+        &self,
+        name: &str,
+        replication: u32,
+        default_ttl: Option<std::time::Duration>,
+        if_not_exists: bool,
+    ) -> Result<Collection> {
+        let default_ttl_secs = default_ttl.map_or(0, |t| t.as_secs().max(1));
         let r = self
             .call(true, |mut n| {
                 let req = pb::CreateCollectionRequest {
                     name: name.to_string(),
                     replication,
                     if_not_exists,
+                    default_ttl_secs,
                 };
                 async move { n.admin.create_collection(req).await }
             })

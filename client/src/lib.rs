@@ -423,6 +423,7 @@ impl Client {
             consistency: w.consistency,
             durability: w.durability,
             timeout_ms: w.timeout_ms,
+            ttl_secs: opts.ttl.map_or(0, |t| t.as_secs().max(1)),
         };
         let what = format!("write of {collection}/{key}");
         let resp = self

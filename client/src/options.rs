@@ -172,6 +172,7 @@ pub struct WriteOptions {
     pub(crate) consistency: Option<Consistency>,
     pub(crate) durability: Option<Durability>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) ttl: Option<Duration>,
 }
 
 impl WriteOptions {
@@ -201,6 +202,14 @@ impl WriteOptions {
     /// How long the coordinator waits.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
+        self
+    }
+
+    /// Let the document expire this long after the write (whole seconds, at least one):
+    /// from then on every read sees it as deleted. Without it the collection's default
+    /// TTL applies, if it has one.
+    pub fn ttl(mut self, t: Duration) -> Self {
+        self.ttl = Some(t.max(Duration::from_secs(1)));
         self
     }
 }

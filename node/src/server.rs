@@ -208,6 +208,10 @@ impl Assembled {
             )),
             tokio::spawn(self.coordinator.hints().clone().run(transport.clone())),
             tokio::spawn(self.anti_entropy.clone().run()),
+            tokio::spawn(crate::repair::sweep_expired(
+                storage.clone(),
+                Duration::from_secs(1),
+            )),
         ];
         match self.membership.own_status().as_str() {
             STATUS_JOINING => tasks.push(tokio::spawn(join::run(

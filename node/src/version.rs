@@ -139,6 +139,9 @@ pub struct Version {
     pub value: Option<Bytes>,
     /// Wall-clock milliseconds when minted, for last-write-wins and expiry.
     pub timestamp_ms: u64,
+    /// Wall-clock milliseconds after which the document reads as deleted (TTL); every
+    /// replica turns it into a tombstone at the same instant, so they agree without talking.
+    pub expires_ms: Option<u64>,
 }
 
 /// Everything a replica stores for one key: the concurrent versions and what has been seen.
@@ -169,9 +172,37 @@ impl SiblingSet {
         &self.versions
     }
 
-    /// Documents that are not deleted: what a read returns.
+    /// Documents that are not deleted: what a read returns (after `expire`).
     pub fn live_values(&self) -> impl Iterator<Item = &Bytes> {
         self.versions.iter().filter_map(|v| v.value.as_ref())
+    }
+
+    /// Turn every version whose TTL has passed at `now_ms` into a tombstone with the same
+    /// dot (so it still supersedes what it superseded). Returns whether anything changed.
+    pub fn expire(&mut self, now_ms: u64) -> bool {
+        let mut changed = false;
+        for v in &mut self.versions {
+            if v.expires_ms.is_some_and(|e| e <= now_ms) {
+                v.value = None;
+                v.expires_ms = None;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The earliest TTL still pending, to schedule the purge.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.versions.iter().filter_map(|v| v.expires_ms).min()
+    }
+
+    /// Set the TTL of the newest version minted by `dot` (used right after `apply_write`).
+    pub fn set_expiry(&mut self, own: &CausalContext, expires_ms: Option<u64>) {
+        for v in &mut self.versions {
+            if own.covers(&v.dot) && v.value.is_some() {
+                v.expires_ms = expires_ms;
+            }
+        }
     }
 
     /// Record a new version minted by `actor`, superseding exactly what `ctx` covers.
@@ -198,6 +229,7 @@ impl SiblingSet {
                 dot: dot.clone(),
                 value,
                 timestamp_ms,
+                expires_ms: None,
             },
         );
         let mut own = ctx.clone();
@@ -212,7 +244,13 @@ impl SiblingSet {
         while i < self.versions.len() || j < other.versions.len() {
             match (self.versions.get(i), other.versions.get(j)) {
                 (Some(a), Some(b)) if a.dot == b.dot => {
-                    merged.push(a.clone());
+                    // One dot has one content; the only way two copies differ is that one
+                    // replica already expired it. The expired form wins everywhere.
+                    merged.push(if a.value.is_some() && b.value.is_none() {
+                        b.clone()
+                    } else {
+                        a.clone()
+                    });
                     i += 1;
                     j += 1;
                 }
@@ -245,10 +283,16 @@ impl SiblingSet {
         for v in &self.versions {
             w.dot(&v.dot);
             w.varint(v.timestamp_ms);
-            match &v.value {
-                None => w.buf.push(0),
-                Some(b) => {
+            match (&v.value, v.expires_ms) {
+                (None, _) => w.buf.push(0),
+                (Some(b), None) => {
                     w.buf.push(1);
+                    w.varint(b.len() as u64);
+                    w.buf.extend_from_slice(b);
+                }
+                (Some(b), Some(e)) => {
+                    w.buf.push(2);
+                    w.varint(e);
                     w.varint(b.len() as u64);
                     w.buf.extend_from_slice(b);
                 }
@@ -269,9 +313,14 @@ impl SiblingSet {
         for _ in 0..n {
             let dot = r.dot()?;
             let timestamp_ms = r.varint()?;
-            let value = match r.byte()? {
+            let tag = r.byte()?;
+            let expires_ms = match tag {
+                2 => Some(r.varint()?),
+                _ => None,
+            };
+            let value = match tag {
                 0 => None,
-                1 => {
+                1 | 2 => {
                     let len = r.len()?;
                     let start = r.pos;
                     r.pos += len;
@@ -289,6 +338,7 @@ impl SiblingSet {
                 dot,
                 value,
                 timestamp_ms,
+                expires_ms,
             });
         }
         r.end()?;
@@ -599,5 +649,31 @@ mod tests {
         assert!(first.covers(&s.versions()[0].dot));
         s.apply_write("a.1", &second, Some(Bytes::from_static(b"{\"r\":1}")), 3);
         assert_eq!(s.live_values().count(), 2);
+    }
+
+    #[test]
+    fn an_expired_version_becomes_a_tombstone_that_wins_every_merge() {
+        let mut a = SiblingSet::new();
+        let none = CausalContext::new();
+        let own = a.apply_write("a.1", &none, Some(Bytes::from_static(b"{}")), 1);
+        a.set_expiry(&own, Some(100));
+        let b = a.clone();
+        let encoded = Bytes::from(a.encode());
+        assert_eq!(
+            SiblingSet::decode(&encoded).unwrap(),
+            a,
+            "the TTL survives encoding"
+        );
+        assert_eq!(a.next_expiry(), Some(100));
+        assert!(!a.expire(99));
+        assert!(a.expire(100));
+        assert_eq!(a.live_values().count(), 0);
+        assert_eq!(a.versions().len(), 1, "same dot, now a tombstone");
+        let (mut ab, mut ba) = (a.clone(), b.clone());
+        ab.merge(&b);
+        ba.merge(&a);
+        assert_eq!(ab, a);
+        assert_eq!(ba, a, "the expired form wins whichever side merges");
+        assert_eq!(ab.encode(), ba.encode());
     }
 }

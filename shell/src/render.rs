@@ -463,6 +463,7 @@ mod tests {
         let cs = vec![Collection {
             name: "docs".into(),
             replication: 2,
+            default_ttl: None,
         }];
         assert_eq!(
             collections_json(&cs, 3),
@@ -541,10 +542,12 @@ mod tests {
             Collection {
                 name: "b".into(),
                 replication: 0,
+                default_ttl: None,
             },
             Collection {
                 name: "a".into(),
                 replication: 2,
+                default_ttl: None,
             },
         ];
         let d = collections_table(&cs, 3, Style::default());

@@ -52,6 +52,7 @@ async fn main() {
                             context: CausalContext::new(),
                             value: Some(doc),
                             timestamp_ms: 1,
+                            expires_ms: None,
                         },
                         Durability::Memory,
                     )

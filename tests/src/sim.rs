@@ -263,6 +263,18 @@ impl SimNode {
         context: CausalContext,
         level: Level,
     ) -> ringdb_node::error::Result<CausalContext> {
+        self.put_expiring(key, json, context, level, None).await
+    }
+
+    /// Write that expires at `expires_ms` (wall clock), as a TTL'd PUT does.
+    pub async fn put_expiring(
+        &self,
+        key: &str,
+        json: &str,
+        context: CausalContext,
+        level: Level,
+        expires_ms: Option<u64>,
+    ) -> ringdb_node::error::Result<CausalContext> {
         let op = WriteOp {
             collection: "sim".into(),
             key: key.into(),
@@ -271,6 +283,7 @@ impl SimNode {
             level,
             durability: Durability::Durable,
             timeout: Duration::from_millis(500),
+            expires_ms,
         };
         Ok(self.coordinator.put(op).await?.context)
     }

@@ -26,6 +26,7 @@ async fn write_locally(c: &SimCluster, node: &str, key: &str, json: &str) {
                 context: CausalContext::new(),
                 value: Some(Bytes::from(json.to_string())),
                 timestamp_ms: 1,
+                expires_ms: None,
             },
             Durability::Memory,
         )

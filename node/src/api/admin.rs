@@ -66,6 +66,7 @@ fn info(d: CollectionDef) -> CollectionInfo {
     CollectionInfo {
         name: d.name,
         replication: d.replication,
+        default_ttl_secs: d.default_ttl_secs,
     }
 }
 
@@ -142,7 +143,13 @@ impl Admin for AdminService {
         let agree = Duration::from_secs(2);
         gossip::round_with_all(&self.membership, transport.as_ref(), agree).await;
         let schema = self.membership.schema();
-        let def = match schema.create(&r.name, r.replication, self.membership.node_id(), now_ms()) {
+        let def = match schema.create_with_ttl(
+            &r.name,
+            r.replication,
+            r.default_ttl_secs,
+            self.membership.node_id(),
+            now_ms(),
+        ) {
             Ok(def) => {
                 self.membership.note_change();
                 gossip::round_with_all(&self.membership, transport.as_ref(), agree).await;

@@ -137,6 +137,7 @@ impl Internode for InternodeService {
             level: Level::from_proto(r.consistency)?,
             durability: super::durability(r.durability)?,
             timeout: super::timeout(r.timeout_ms, self.coordinator.config().request_timeout),
+            expires_ms: (r.expires_ms > 0).then_some(r.expires_ms),
             collection: r.collection,
             key: r.key,
             value: r.document,

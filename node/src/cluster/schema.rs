@@ -87,6 +87,15 @@ impl Schema {
             .unwrap_or(self.default_replication) as usize
     }
 
+    /// The default TTL of a collection's documents in seconds (0: none).
+    pub fn ttl_secs(&self, collection: &str) -> u64 {
+        self.defs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(collection)
+            .map_or(0, |d| d.default_ttl_secs)
+    }
+
     /// Define a collection with the default options if it is not defined; returns whether
     /// it was new (so the caller persists and gossip spreads it).
     pub fn ensure(&self, collection: &str, by: &str, now_ms: u64) -> bool {
@@ -106,6 +115,18 @@ impl Schema {
         &self,
         name: &str,
         replication: u32,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<CollectionDef, SchemaError> {
+        self.create_with_ttl(name, replication, 0, by, now_ms)
+    }
+
+    /// Create a collection whose documents expire `ttl_secs` after each write (0: never).
+    pub fn create_with_ttl(
+        &self,
+        name: &str,
+        replication: u32,
+        ttl_secs: u64,
         by: &str,
         now_ms: u64,
     ) -> Result<CollectionDef, SchemaError> {
@@ -132,6 +153,7 @@ impl Schema {
             replication,
             created_ms: now_ms,
             created_by: by.to_string(),
+            default_ttl_secs: ttl_secs,
         };
         defs.insert(name.to_string(), def.clone());
         Ok(def)

@@ -78,6 +78,8 @@ pub struct WriteOp {
     pub durability: Durability,
     /// Overall deadline for the level.
     pub timeout: Duration,
+    /// When the new version expires (TTL), wall-clock ms; decided by the first coordinator.
+    pub expires_ms: Option<u64>,
 }
 
 /// A successful write.
@@ -291,6 +293,9 @@ impl Coordinator {
         for (_, s) in &gathered.ok {
             merged.merge(s);
         }
+        // An expired document reads as deleted at once, and read repair spreads the
+        // expired form (it wins over the unexpired one in every merge).
+        merged.expire(now_ms());
         self.spawn_read_repair(collection, key, gathered, merged.clone(), deadline);
         Ok(merged)
     }
@@ -377,6 +382,7 @@ impl Coordinator {
             consistency: op.level.to_proto() as i32,
             durability: proto_durability(op.durability) as i32,
             timeout_ms: op.timeout.as_millis() as u32,
+            expires_ms: op.expires_ms.unwrap_or(0),
         };
         let grace = op.timeout + Duration::from_millis(500);
         let reply = tokio::time::timeout(grace, self.transport.coordinate_write(&addr, req)).await;
@@ -400,6 +406,15 @@ impl Coordinator {
         }
     }
 
+    /// When a document written now expires: its own TTL, else its collection's default.
+    pub fn expiry_for(&self, collection: &str, ttl_secs: u64) -> Option<u64> {
+        let ttl = match ttl_secs {
+            0 => self.membership.schema().ttl_secs(collection),
+            t => t,
+        };
+        (ttl > 0).then(|| now_ms().saturating_add(ttl.saturating_mul(1000)))
+    }
+
     /// Mint the version here (this node is a replica of the key) and replicate it.
     pub async fn coordinate_write(&self, op: WriteOp) -> Result<WriteReply> {
         let n = self.n(&op.collection);
@@ -421,6 +436,7 @@ impl Coordinator {
             context: op.context,
             value: op.value,
             timestamp_ms: now_ms(),
+            expires_ms: op.expires_ms,
         };
         // Apply in memory first; the local fsync then runs in parallel with the remote writes.
         let minted = self
@@ -552,7 +568,9 @@ impl Coordinator {
 
     /// This node's own replica of a key, without coordination or repair.
     pub async fn local_get(&self, collection: &str, key: &str) -> Result<SiblingSet> {
-        Ok(self.storage.read(collection, key).await?)
+        let mut set = self.storage.read(collection, key).await?;
+        set.expire(now_ms());
+        Ok(set)
     }
 }
 

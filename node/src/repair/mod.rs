@@ -86,6 +86,24 @@ pub struct AntiEntropy {
     running: tokio::sync::Mutex<()>,
 }
 
+/// Sweep expired documents into tombstones every `every`, a batch at a time; run as a
+/// background task.
+pub async fn sweep_expired(storage: Storage, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        loop {
+            match storage.sweep_expired(crate::cluster::now_ms(), 1024).await {
+                Ok(n) if n >= 1024 => continue, // more are due: go on at once
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiry sweep failed; retrying next round");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Keys budget: sleeps when more keys were handled than the rate allows so far.
 struct Pace {
     started: Instant,

@@ -15,6 +15,8 @@ pub enum Space {
     Hints,
     /// Keys a replica is known to have missed and only repair can fix.
     Repairs,
+    /// When documents with a TTL fall due: `expires_ms ‖ engine key`.
+    Expiry,
 }
 
 /// A list of `(key, value)` pairs read from an auxiliary keyspace.
@@ -53,6 +55,7 @@ pub struct SledEngine {
     meta: sled::Tree,
     hints: sled::Tree,
     repairs: sled::Tree,
+    expiry: sled::Tree,
 }
 
 impl SledEngine {
@@ -74,12 +77,14 @@ impl SledEngine {
         let meta = db.open_tree("meta").map_err(sled_err)?;
         let hints = db.open_tree("hints").map_err(sled_err)?;
         let repairs = db.open_tree("repairs").map_err(sled_err)?;
+        let expiry = db.open_tree("expiry").map_err(sled_err)?;
         Ok(SledEngine {
             db,
             data,
             meta,
             hints,
             repairs,
+            expiry,
         })
     }
 }
@@ -96,6 +101,7 @@ impl SledEngine {
         match space {
             Space::Hints => &self.hints,
             Space::Repairs => &self.repairs,
+            Space::Expiry => &self.expiry,
         }
     }
 }

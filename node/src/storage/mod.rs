@@ -12,6 +12,7 @@
 //! token range is one contiguous scan (for streaming and anti-entropy).
 
 pub mod engine;
+mod expiry;
 mod trees;
 mod worker;
 
@@ -130,6 +131,8 @@ pub struct Mint {
     pub value: Option<Bytes>,
     /// Wall-clock milliseconds.
     pub timestamp_ms: u64,
+    /// When the new version expires (TTL), wall-clock milliseconds.
+    pub expires_ms: Option<u64>,
 }
 
 /// Result of minting: the stored set (to replicate) and the new version's own context.
@@ -383,6 +386,7 @@ mod tests {
             context: CausalContext::new(),
             value: Some(Bytes::from_static(v.as_bytes())),
             timestamp_ms: 1,
+            expires_ms: None,
         }
     }
 

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
 use super::trees::Trees;
-use super::{Durability, Engine, Mint, Minted, Stats, StorageError};
+use super::{Durability, Engine, Mint, Minted, Space, Stats, StorageError};
 use crate::version::SiblingSet;
 
 pub(super) type EngineTask = Box<dyn FnOnce(&dyn Engine) + Send>;
@@ -92,6 +92,22 @@ fn store(
     Ok(())
 }
 
+/// The expiry index key: due time first, so the sweep reads what is due in order.
+pub(super) fn expiry_key(expires_ms: u64, storage_key: &[u8]) -> Vec<u8> {
+    let mut k = expires_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(storage_key);
+    k
+}
+
+/// Note when a stored set's next TTL falls due, so the sweep finds it without scanning.
+/// Stale entries (the key was rewritten) are harmless: the sweep checks the key itself.
+fn schedule_expiry(engine: &dyn Engine, key: &[u8], set: &SiblingSet) -> Result<(), StorageError> {
+    match set.next_expiry() {
+        Some(e) => engine.aux_put(Space::Expiry, &expiry_key(e, key), &[]),
+        None => Ok(()),
+    }
+}
+
 /// What a storage thread shares with the others.
 pub(super) struct Shared {
     pub engine: Arc<dyn Engine>,
@@ -139,6 +155,7 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                     let encoded = cur.encode();
                     if old.as_deref() != Some(encoded.as_slice()) {
                         store(engine, &stats, &trees, &key, &encoded, old.as_deref())?;
+                        schedule_expiry(engine, &key, &cur)?;
                     }
                     Ok(())
                 });
@@ -162,8 +179,10 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                 let r = load(engine, &key).and_then(|(mut cur, old)| {
                     let context =
                         cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
+                    cur.set_expiry(&context, mint.expires_ms);
                     let encoded = Bytes::from(cur.encode());
                     store(engine, &stats, &trees, &key, &encoded, old.as_deref())?;
+                    schedule_expiry(engine, &key, &cur)?;
                     Ok(Minted {
                         stored: encoded,
                         context,

@@ -59,6 +59,10 @@ pub enum AdminCommand {
         /// Replicas per key (default: the cluster's).
         #[arg(long, default_value_t = 0)]
         replication: u32,
+        /// Documents expire this many seconds after each write unless the write sets its
+        /// own TTL (0: never).
+        #[arg(long, default_value_t = 0)]
+        ttl_secs: u64,
         /// Succeed if it exists already.
         #[arg(long)]
         if_not_exists: bool,
@@ -104,6 +108,14 @@ async fn connect_for(host: &HostArg, patience: Duration) -> anyhow::Result<Admin
         .await
         .with_context(|| format!("cannot reach {}", host.host))?;
     Ok(AdminClient::new(channel))
+}
+
+/// A collection's options as `replication = N[, ttl = S s]`.
+fn options(c: &ringdb_proto::v1::CollectionInfo) -> String {
+    match c.default_ttl_secs {
+        0 => format!("replication = {}", c.replication),
+        t => format!("replication = {}, ttl = {t} s", c.replication),
+    }
 }
 
 fn status_error(s: tonic::Status) -> anyhow::Error {
@@ -270,6 +282,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::CreateCollection {
             name,
             replication,
+            ttl_secs,
             if_not_exists,
             host,
         } => {
@@ -279,13 +292,14 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     name,
                     replication,
                     if_not_exists,
+                    default_ttl_secs: ttl_secs,
                 })
                 .await
                 .map_err(status_error)?
                 .into_inner()
                 .collection
                 .context("empty answer")?;
-            println!("collection {} (replication = {})", c.name, c.replication);
+            println!("collection {} ({})", c.name, options(&c));
         }
         AdminCommand::Collections { host } => {
             let r = connect(&host)
@@ -296,7 +310,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .into_inner();
             println!("default replication = {}", r.default_replication);
             for c in r.collections {
-                println!("{}  replication = {}", c.name, c.replication);
+                println!("{}  {}", c.name, options(&c));
             }
         }
         AdminCommand::Repair { collection, host } => {
