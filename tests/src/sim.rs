@@ -22,6 +22,7 @@ use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
     GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
     ReplicaReadBatchRequest, ReplicaReadRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
+    TombstonesRequest, TombstonesResponse,
 };
 use tokio::task::JoinHandle;
 
@@ -225,6 +226,15 @@ impl Transport for SimTransport {
             .await?
             .into_inner()
             .keys)
+    }
+
+    async fn tombstones(
+        &self,
+        to: &str,
+        req: TombstonesRequest,
+    ) -> Result<TombstonesResponse, TransportError> {
+        let svc = self.net.deliver(&self.from, to).await?;
+        Ok(svc.tombstones(tonic::Request::new(req)).await?.into_inner())
     }
 
     async fn replica_read_batch(

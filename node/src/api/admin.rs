@@ -243,6 +243,7 @@ impl Admin for AdminService {
             keys_repaired: report.keys_repaired,
             bytes_exchanged: report.bytes_exchanged,
             elapsed_ms: report.elapsed.as_millis() as u64,
+            tombstones_purged: report.tombstones_purged,
         }))
     }
 
@@ -260,6 +261,7 @@ impl Admin for AdminService {
             ranges_failed: load(&s.ranges_failed),
             keys_repaired: load(&s.keys_repaired),
             bytes_exchanged: load(&s.bytes_exchanged),
+            tombstones_purged: load(&s.tombstones_purged),
             roots: self
                 .coordinator
                 .storage()

@@ -11,6 +11,7 @@ use ringdb_proto::v1::{
     KeyHashesResponse, RangeEntry, RangeHashesRequest, RangeHashesResponse,
     ReplicaReadBatchRequest, ReplicaReadBatchResponse, ReplicaReadRequest, ReplicaReadResponse,
     ReplicaWriteBatchRequest, ReplicaWriteBatchResponse, ReplicaWriteRequest, ReplicaWriteResponse,
+    TombstonesRequest, TombstonesResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -69,6 +70,42 @@ impl Internode for InternodeService {
             siblings.push(raw.map_err(crate::error::Error::from)?.unwrap_or_default());
         }
         Ok(Response::new(ReplicaReadBatchResponse { siblings }))
+    }
+
+    async fn tombstones(
+        &self,
+        req: Request<TombstonesRequest>,
+    ) -> Result<Response<TombstonesResponse>, Status> {
+        let r = req.into_inner();
+        if !r.purge_if.is_empty() && r.purge_if.len() != r.keys.len() {
+            return Err(Status::invalid_argument("purge_if needs one hash per key"));
+        }
+        let storage = self.coordinator.storage();
+        let err = crate::error::Error::from;
+        let mut resp = TombstonesResponse {
+            hinted: self
+                .coordinator
+                .hints()
+                .holds_hints_for(&r.collection, &r.keys)
+                .await
+                .map_err(err)?,
+            ..Default::default()
+        };
+        for (i, k) in r.keys.iter().enumerate() {
+            match r.purge_if.get(i) {
+                Some(h) => resp
+                    .purged
+                    .push(storage.purge_if(&r.collection, k, *h).await.map_err(err)?),
+                None => resp.hashes.push(
+                    storage
+                        .entry_hash_of(&r.collection, k)
+                        .await
+                        .map_err(err)?
+                        .unwrap_or(0),
+                ),
+            }
+        }
+        Ok(Response::new(resp))
     }
 
     async fn range_hashes(

@@ -221,6 +221,29 @@ impl Hints {
             .await
     }
 
+    /// Which of `keys` this node holds hints for (to any target): a purged tombstone must
+    /// not meet an older version arriving later from a hint.
+    pub async fn holds_hints_for(
+        &self,
+        collection: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, StorageError> {
+        if self.pending() == 0 {
+            return Ok(vec![false; keys.len()]);
+        }
+        let all = self
+            .storage
+            .run(|e| e.aux_scan(Space::Hints, b"", usize::MAX))
+            .await?;
+        let hinted: std::collections::HashSet<String> = all
+            .into_iter()
+            .filter_map(|(_, v)| Hint::decode(v))
+            .filter(|h| h.collection == collection)
+            .map(|h| h.key)
+            .collect();
+        Ok(keys.iter().map(|k| hinted.contains(k)).collect())
+    }
+
     /// Forget a key recorded for repair on `target`: anti-entropy has synced it.
     pub async fn repaired(
         &self,

@@ -13,6 +13,8 @@ use ringdb_proto::v1::{
     ReplicaReadBatchRequest, ReplicaWriteBatchRequest, TokenRange,
 };
 
+mod gc;
+
 use crate::cluster::Membership;
 use crate::coordinator::hints::Hints;
 use crate::merkle::{segment_of, split, split_evenly, FINEST};
@@ -30,6 +32,9 @@ pub struct AaeConfig {
     pub keys_per_sec: u64,
     /// How many pieces a differing range is cut into at each level of the descent.
     pub fanout: usize,
+    /// How long a key must have held only tombstones before a purge is considered (lets
+    /// in-flight writes, read repairs and hint replays land first).
+    pub tombstone_grace: std::time::Duration,
 }
 
 impl Default for AaeConfig {
@@ -38,6 +43,7 @@ impl Default for AaeConfig {
             interval: Duration::from_secs(60),
             keys_per_sec: 20_000,
             fanout: 16,
+            tombstone_grace: Duration::from_secs(60),
         }
     }
 }
@@ -57,6 +63,8 @@ pub struct AaeStats {
     pub bytes_exchanged: AtomicU64,
     /// Ranges that could not be compared (peer unreachable, storage busy).
     pub ranges_failed: AtomicU64,
+    /// Keys whose tombstones were purged here.
+    pub tombstones_purged: AtomicU64,
 }
 
 /// The outcome of one pass, as reported to `ringdb admin repair`.
@@ -70,6 +78,8 @@ pub struct PassReport {
     pub keys_repaired: u64,
     /// Hash and key-list bytes exchanged.
     pub bytes_exchanged: u64,
+    /// Tombstoned keys purged on this node (and its fellow replicas).
+    pub tombstones_purged: u64,
     /// How long the pass took.
     pub elapsed: Duration,
 }
@@ -181,11 +191,12 @@ impl AntiEntropy {
         loop {
             tokio::time::sleep(self.config.interval).await;
             let r = self.pass(None).await;
-            if r.keys_repaired > 0 || r.failed > 0 {
+            if r.keys_repaired > 0 || r.failed > 0 || r.tombstones_purged > 0 {
                 tracing::info!(
                     ranges = r.ranges,
                     failed = r.failed,
                     keys_repaired = r.keys_repaired,
+                    tombstones_purged = r.tombstones_purged,
                     bytes = r.bytes_exchanged,
                     seconds = r.elapsed.as_secs_f64(),
                     "anti-entropy pass"
@@ -247,6 +258,7 @@ impl AntiEntropy {
             }
         }
         report.keys_repaired += self.recorded(only, &mut pace).await;
+        report.tombstones_purged = self.collect_tombstones(only).await;
         report.elapsed = started.elapsed();
         self.stats.passes.fetch_add(1, Ordering::Relaxed);
         self.stats

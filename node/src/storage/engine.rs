@@ -17,6 +17,8 @@ pub enum Space {
     Repairs,
     /// When documents with a TTL fall due: `expires_ms ‖ engine key`.
     Expiry,
+    /// Keys holding only tombstones, candidates for purging: `engine key` → when noted.
+    Dead,
 }
 
 /// A list of `(key, value)` pairs read from an auxiliary keyspace.
@@ -28,6 +30,8 @@ pub trait Engine: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
     /// Replace a data key's value, returning the previous one's length.
     fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError>;
+    /// Remove a data key, returning the removed value's length.
+    fn delete(&self, key: &[u8]) -> Result<Option<usize>, StorageError>;
     /// Make every write so far durable (fsync).
     fn flush(&self) -> Result<(), StorageError>;
     /// Read node metadata (incarnation, tokens, members).
@@ -56,6 +60,7 @@ pub struct SledEngine {
     hints: sled::Tree,
     repairs: sled::Tree,
     expiry: sled::Tree,
+    dead: sled::Tree,
 }
 
 impl SledEngine {
@@ -78,6 +83,7 @@ impl SledEngine {
         let hints = db.open_tree("hints").map_err(sled_err)?;
         let repairs = db.open_tree("repairs").map_err(sled_err)?;
         let expiry = db.open_tree("expiry").map_err(sled_err)?;
+        let dead = db.open_tree("dead").map_err(sled_err)?;
         Ok(SledEngine {
             db,
             data,
@@ -85,6 +91,7 @@ impl SledEngine {
             hints,
             repairs,
             expiry,
+            dead,
         })
     }
 }
@@ -102,6 +109,7 @@ impl SledEngine {
             Space::Hints => &self.hints,
             Space::Repairs => &self.repairs,
             Space::Expiry => &self.expiry,
+            Space::Dead => &self.dead,
         }
     }
 }
@@ -117,6 +125,10 @@ impl Engine for SledEngine {
             .insert(key, value)
             .map_err(sled_err)?
             .map(|v| v.len()))
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<Option<usize>, StorageError> {
+        Ok(self.data.remove(key).map_err(sled_err)?.map(|v| v.len()))
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -200,6 +212,15 @@ impl Engine for MemEngine {
             .lock()
             .map_err(poisoned)?
             .insert(key.to_vec(), value.to_vec())
+            .map(|v| v.len()))
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<Option<usize>, StorageError> {
+        Ok(self
+            .data
+            .lock()
+            .map_err(poisoned)?
+            .remove(key)
             .map(|v| v.len()))
     }
 

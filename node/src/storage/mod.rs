@@ -13,6 +13,7 @@
 
 pub mod engine;
 mod expiry;
+mod tombstones;
 mod trees;
 mod worker;
 
@@ -480,6 +481,9 @@ mod tests {
         }
         fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError> {
             self.0.put(key, value)
+        }
+        fn delete(&self, key: &[u8]) -> Result<Option<usize>, StorageError> {
+            self.0.delete(key)
         }
         fn flush(&self) -> Result<(), StorageError> {
             std::thread::sleep(std::time::Duration::from_millis(5));

@@ -69,6 +69,15 @@ impl Trees {
         self.get_or_create(c).toggle(segment_of(t), h);
     }
 
+    /// Account for a key's entry disappearing (tombstone purge).
+    pub(super) fn forget(&self, storage_key: &[u8], old: &[u8]) {
+        let (Some(c), Some(t)) = (collection_of(storage_key), token_of(storage_key)) else {
+            return;
+        };
+        self.get_or_create(c)
+            .toggle(segment_of(t), entry_hash(storage_key, old));
+    }
+
     /// Each collection's root hash, sorted by name (equal on replicas holding equal data
     /// when they replicate the same ranges).
     pub fn roots(&self) -> Vec<(String, u64)> {

@@ -35,6 +35,12 @@ pub(super) enum Job {
         durability: Durability,
         reply: Reply<Minted>,
     },
+    /// Remove the key if its entry hash is still `hash` (tombstone purge).
+    Purge {
+        key: Vec<u8>,
+        hash: u64,
+        reply: Reply<bool>,
+    },
 }
 
 /// A write applied in memory and waiting for the next group flush.
@@ -102,10 +108,37 @@ pub(super) fn expiry_key(expires_ms: u64, storage_key: &[u8]) -> Vec<u8> {
 /// Note when a stored set's next TTL falls due, so the sweep finds it without scanning.
 /// Stale entries (the key was rewritten) are harmless: the sweep checks the key itself.
 fn schedule_expiry(engine: &dyn Engine, key: &[u8], set: &SiblingSet) -> Result<(), StorageError> {
-    match set.next_expiry() {
-        Some(e) => engine.aux_put(Space::Expiry, &expiry_key(e, key), &[]),
-        None => Ok(()),
+    if let Some(e) = set.next_expiry() {
+        engine.aux_put(Space::Expiry, &expiry_key(e, key), &[])?;
     }
+    // A key left with only tombstones is a purge candidate (checked again before purging).
+    if set.live_values().next().is_none() {
+        engine.aux_put(Space::Dead, key, &crate::cluster::now_ms().to_be_bytes())?;
+    }
+    Ok(())
+}
+
+/// Delete a key whose stored bytes still hash to `hash`; a write since the check keeps it.
+fn purge(
+    engine: &dyn Engine,
+    stats: &Stats,
+    trees: &Trees,
+    key: &[u8],
+    hash: u64,
+) -> Result<bool, StorageError> {
+    let Some(cur) = engine.get(key)? else {
+        engine.aux_delete(Space::Dead, key)?;
+        return Ok(false);
+    };
+    if crate::merkle::entry_hash(key, &cur) != hash {
+        return Ok(false);
+    }
+    engine.delete(key)?;
+    engine.aux_delete(Space::Dead, key)?;
+    stats.keys.fetch_sub(1, Ordering::Relaxed);
+    stats.bytes.fetch_sub(cur.len() as u64, Ordering::Relaxed);
+    trees.forget(key, &cur);
+    Ok(true)
 }
 
 /// What a storage thread shares with the others.
@@ -165,6 +198,14 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                         let _ = reply.send(r);
                     }
                 }
+            }
+            Job::Purge { key, hash, reply } => {
+                let r = if closed.load(Ordering::Acquire) {
+                    Err(StorageError::Stopped)
+                } else {
+                    purge(engine, &stats, &trees, &key, hash)
+                };
+                let _ = reply.send(r);
             }
             Job::Mint {
                 key,

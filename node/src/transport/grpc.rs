@@ -11,6 +11,7 @@ use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
     GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
     ReplicaReadBatchRequest, ReplicaReadRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
+    TombstonesRequest, TombstonesResponse,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -127,6 +128,14 @@ impl Transport for GrpcTransport {
         req: KeyHashesRequest,
     ) -> Result<Vec<KeyHash>, TransportError> {
         Ok(self.client(to)?.key_hashes(req).await?.into_inner().keys)
+    }
+
+    async fn tombstones(
+        &self,
+        to: &str,
+        req: TombstonesRequest,
+    ) -> Result<TombstonesResponse, TransportError> {
+        Ok(self.client(to)?.tombstones(req).await?.into_inner())
     }
 
     async fn replica_read_batch(

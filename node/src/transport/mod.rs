@@ -8,7 +8,8 @@ use bytes::Bytes;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
     GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
-    ReplicaReadBatchRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
+    ReplicaReadBatchRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest, TombstonesRequest,
+    TombstonesResponse,
 };
 
 /// Why a peer call failed.
@@ -96,6 +97,12 @@ pub trait Transport: Send + Sync + 'static {
         to: &str,
         req: KeyHashesRequest,
     ) -> Result<Vec<KeyHash>, TransportError>;
+    /// Tombstone purge: check (and with `purge_if`, purge) keys on one node.
+    async fn tombstones(
+        &self,
+        to: &str,
+        req: TombstonesRequest,
+    ) -> Result<TombstonesResponse, TransportError>;
     /// Many keys' encoded sibling sets from one replica.
     async fn replica_read_batch(
         &self,

@@ -323,12 +323,13 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             println!(
-                "repair on {}: {} ranges compared ({} failed), {} keys repaired, {} bytes of hashes exchanged, {:.1} s",
+                "repair on {}: {} ranges compared ({} failed), {} keys repaired, {} bytes of hashes exchanged, {} tombstones purged, {:.1} s",
                 host.host,
                 r.ranges,
                 r.failed,
                 r.keys_repaired,
                 r.bytes_exchanged,
+                r.tombstones_purged,
                 r.elapsed_ms as f64 / 1000.0
             );
             if r.failed > 0 {
@@ -354,6 +355,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                         "node_id": r.node_id, "passes": r.passes, "last_pass_ms": r.last_pass_ms,
                         "ranges_verified": r.ranges_verified, "ranges_failed": r.ranges_failed,
                         "keys_repaired": r.keys_repaired, "bytes_exchanged": r.bytes_exchanged,
+                        "tombstones_purged": r.tombstones_purged,
                         "roots": roots,
                     })
                 );

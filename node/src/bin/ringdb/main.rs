@@ -100,6 +100,10 @@ struct ServeArgs {
     /// Anti-entropy budget: keys compared or repaired per second.
     #[arg(long, default_value_t = 20_000)]
     aae_keys_per_sec: u64,
+    /// Seconds a key must have held only tombstones before anti-entropy may purge it (it
+    /// also needs every node up and every replica holding the same tombstones).
+    #[arg(long, default_value_t = 60)]
+    tombstone_grace_secs: u64,
     /// How often this node heartbeats and gossips, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     gossip_interval_ms: u64,
@@ -134,6 +138,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.hints.max_age = Duration::from_secs(a.max_hint_age_secs);
     config.aae.interval = Duration::from_secs(a.aae_interval_secs);
     config.aae.keys_per_sec = a.aae_keys_per_sec;
+    config.aae.tombstone_grace = Duration::from_secs(a.tombstone_grace_secs);
     config.membership.gossip_interval = Duration::from_millis(a.gossip_interval_ms.max(10));
     config.membership.phi_threshold = a.phi_threshold;
     let node = server::start(config)
