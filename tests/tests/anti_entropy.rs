@@ -198,6 +198,22 @@ async fn ringdb_admin_repair_brings_a_restarted_replica_up_to_date() {
         })
         .collect();
     assert!(roots[0].is_string(), "{roots:?}");
+    let status: serde_json::Value =
+        serde_json::from_str(admin(&["admin", "repair-status", "--json"], &hosts[0]).trim())
+            .unwrap();
+    let ranges = status["ranges"].as_array().expect("ranges listed");
+    assert!(!ranges.is_empty(), "{status}");
+    let repaired: u64 = ranges
+        .iter()
+        .map(|r| r["keys_repaired"].as_u64().unwrap())
+        .sum();
+    assert!(
+        repaired >= 1,
+        "the ranges n1 repaired with n3 show it: {status}"
+    );
+    assert!(ranges
+        .iter()
+        .all(|r| r["verified_ms"].as_u64().unwrap() > 0));
     assert!(
         roots.iter().all(|r| *r == roots[0]),
         "roots differ: {roots:?}"

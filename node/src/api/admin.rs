@@ -7,9 +7,9 @@ use ringdb_proto::v1::admin_server::Admin;
 use ringdb_proto::v1::{
     CollectionDef, CollectionInfo, CreateCollectionRequest, CreateCollectionResponse,
     DecommissionRequest, ListCollectionsRequest, ListCollectionsResponse, LocalGetRequest,
-    LocalGetResponse, LocalVersion, NodeStatus, RemoveNodeRequest, RepairRequest, RepairResponse,
-    RepairStatusRequest, RepairStatusResponse, RingRequest, RingResponse, RingToken, StatusRequest,
-    StatusResponse, TopologyChangeResponse, TreeRoot,
+    LocalGetResponse, LocalVersion, NodeStatus, RangeVerified, RemoveNodeRequest, RepairRequest,
+    RepairResponse, RepairStatusRequest, RepairStatusResponse, RingRequest, RingResponse,
+    RingToken, StatusRequest, StatusResponse, TopologyChangeResponse, TreeRoot,
 };
 use tonic::{Request, Response, Status};
 
@@ -262,6 +262,19 @@ impl Admin for AdminService {
             keys_repaired: load(&s.keys_repaired),
             bytes_exchanged: load(&s.bytes_exchanged),
             tombstones_purged: load(&s.tombstones_purged),
+            ranges: self
+                .anti_entropy
+                .verified_ranges()
+                .into_iter()
+                .map(|r| RangeVerified {
+                    collection: r.collection,
+                    first: r.first,
+                    last: r.last,
+                    peer: r.peer,
+                    verified_ms: r.at_ms,
+                    keys_repaired: r.keys_repaired,
+                })
+                .collect(),
             roots: self
                 .coordinator
                 .storage()

@@ -67,6 +67,23 @@ pub struct AaeStats {
     pub tombstones_purged: AtomicU64,
 }
 
+/// When one range was last found equal (or made equal) with one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeVerified {
+    /// Collection.
+    pub collection: String,
+    /// First token of the range.
+    pub first: Token,
+    /// Last token of the range.
+    pub last: Token,
+    /// The other replica.
+    pub peer: String,
+    /// Wall-clock ms of the last verification.
+    pub at_ms: u64,
+    /// Keys repaired in that range with that peer, over all passes.
+    pub keys_repaired: u64,
+}
+
 /// The outcome of one pass, as reported to `ringdb admin repair`.
 #[derive(Debug, Default, Clone)]
 pub struct PassReport {
@@ -94,6 +111,8 @@ pub struct AntiEntropy {
     stats: AaeStats,
     /// Serialises passes: an operator's repair waits for the background one.
     running: tokio::sync::Mutex<()>,
+    /// Per (collection, range, peer): when last verified, keys repaired.
+    verified: std::sync::Mutex<HashMap<(String, Token, String), RangeVerified>>,
 }
 
 /// Sweep expired documents into tombstones every `every`, a batch at a time; run as a
@@ -175,12 +194,43 @@ impl AntiEntropy {
             config,
             stats: AaeStats::default(),
             running: tokio::sync::Mutex::new(()),
+            verified: Default::default(),
         }
     }
 
     /// Counters since start.
     pub fn stats(&self) -> &AaeStats {
         &self.stats
+    }
+
+    /// Every range this node compared since it started, oldest verification first.
+    pub fn verified_ranges(&self) -> Vec<RangeVerified> {
+        let mut v: Vec<RangeVerified> = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| (r.at_ms, r.first));
+        v
+    }
+
+    fn note_verified(&self, collection: &str, first: Token, last: Token, peer: &str, keys: u64) {
+        let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map
+            .entry((collection.to_string(), first, peer.to_string()))
+            .or_insert_with(|| RangeVerified {
+                collection: collection.to_string(),
+                first,
+                last,
+                peer: peer.to_string(),
+                at_ms: 0,
+                keys_repaired: 0,
+            });
+        e.last = last;
+        e.at_ms = crate::cluster::now_ms();
+        e.keys_repaired += keys;
     }
 
     /// Passes forever, `interval` apart; run as a background task.
@@ -247,6 +297,7 @@ impl AntiEntropy {
                             report.keys_repaired += keys;
                             report.bytes_exchanged += bytes;
                             self.stats.ranges_verified.fetch_add(1, Ordering::Relaxed);
+                            self.note_verified(c, first, last, peer, keys);
                         }
                         Err(e) => {
                             report.failed += 1;

@@ -83,13 +83,17 @@ pub enum AdminCommand {
         #[command(flatten)]
         host: HostArg,
     },
-    /// The node's anti-entropy counters and hash-tree roots.
+    /// The node's anti-entropy counters, hash-tree roots, and when its ranges were last
+    /// verified.
     RepairStatus {
         #[command(flatten)]
         host: HostArg,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// List every range with its peer, last verification and keys repaired.
+        #[arg(long)]
+        ranges: bool,
     },
 }
 
@@ -336,7 +340,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 bail!("{} ranges could not be compared (a replica down or unreachable); run it again once all are up", r.failed);
             }
         }
-        AdminCommand::RepairStatus { host, json } => {
+        AdminCommand::RepairStatus { host, json, ranges } => {
             let r = connect(&host)
                 .await?
                 .repair_status(RepairStatusRequest {})
@@ -357,6 +361,11 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                         "keys_repaired": r.keys_repaired, "bytes_exchanged": r.bytes_exchanged,
                         "tombstones_purged": r.tombstones_purged,
                         "roots": roots,
+                        "ranges": r.ranges.iter().map(|g| serde_json::json!({
+                            "collection": g.collection, "first": g.first, "last": g.last,
+                            "peer": g.peer, "verified_ms": g.verified_ms,
+                            "keys_repaired": g.keys_repaired,
+                        })).collect::<Vec<_>>(),
                     })
                 );
             } else {
@@ -370,8 +379,31 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     "{}: {} passes, last completed {ago}; {} ranges verified, {} failed; {} keys repaired",
                     r.node_id, r.passes, r.ranges_verified, r.ranges_failed, r.keys_repaired
                 );
-                for t in r.roots {
+                for t in &r.roots {
                     println!("  {}  root {:016x}", t.collection, t.root);
+                }
+                let now = ringdb_node::cluster::now_ms();
+                if let (Some(oldest), Some(newest)) = (r.ranges.first(), r.ranges.last()) {
+                    println!(
+                        "  {} ranges verified; oldest {} s ago, newest {} s ago",
+                        r.ranges.len(),
+                        now.saturating_sub(oldest.verified_ms) / 1000,
+                        now.saturating_sub(newest.verified_ms) / 1000
+                    );
+                }
+                if ranges {
+                    println!("  collection  first..last  peer  verified  keys repaired");
+                    for g in &r.ranges {
+                        println!(
+                            "  {}  {}..{}  {}  {} s ago  {}",
+                            g.collection,
+                            g.first,
+                            g.last,
+                            g.peer,
+                            now.saturating_sub(g.verified_ms) / 1000,
+                            g.keys_repaired
+                        );
+                    }
                 }
             }
         }
