@@ -29,7 +29,90 @@ impl From<pb::CollectionInfo> for Collection {
     }
 }
 
+/// What one anti-entropy pass did on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Ranges compared (per collection and peer).
+    pub ranges: u64,
+    /// Ranges that could not be compared (a replica down or unreachable).
+    pub failed: u64,
+    /// Keys whose sibling sets were exchanged.
+    pub keys_repaired: u64,
+    /// Hash and key-list bytes exchanged.
+    pub bytes_exchanged: u64,
+    /// Tombstoned keys purged.
+    pub tombstones_purged: u64,
+    /// How long the pass took.
+    pub elapsed: std::time::Duration,
+}
+
+/// A node's anti-entropy state, so operators can tell whether replicas agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairStatus {
+    /// The node asked.
+    pub node_id: String,
+    /// Passes completed since it started.
+    pub passes: u64,
+    /// Wall-clock ms of the last completed pass (`None`: none yet).
+    pub last_pass_ms: Option<u64>,
+    /// Keys repaired since it started.
+    pub keys_repaired: u64,
+    /// Tombstoned keys purged since it started.
+    pub tombstones_purged: u64,
+    /// Ranges compared since it started, and the oldest verification among them (ms).
+    pub ranges_verified: usize,
+    /// Wall-clock ms of the least recently verified range.
+    pub oldest_verified_ms: Option<u64>,
+    /// Each collection's hash-tree root on that node.
+    pub roots: Vec<(String, u64)>,
+}
+
 impl Client {
+    /// Run an anti-entropy pass now on the first given node (one collection, or all) and
+    /// report what it did; it compares the ranges that node shares with other replicas.
+    pub async fn repair(&self, collection: Option<&str>) -> Result<RepairReport> {
+        let (address, mut admin) = self.first_node()?;
+        let r = admin
+            .repair(pb::RepairRequest {
+                collection: collection.unwrap_or_default().to_string(),
+            })
+            .await
+            .map_err(|s| unreachable_or(&address, s))?
+            .into_inner();
+        Ok(RepairReport {
+            ranges: r.ranges,
+            failed: r.failed,
+            keys_repaired: r.keys_repaired,
+            bytes_exchanged: r.bytes_exchanged,
+            tombstones_purged: r.tombstones_purged,
+            elapsed: std::time::Duration::from_millis(r.elapsed_ms),
+        })
+    }
+
+    /// The first given node's anti-entropy counters, tree roots and range verification.
+    pub async fn repair_status(&self) -> Result<RepairStatus> {
+        let (address, mut admin) = self.first_node()?;
+        let r = admin
+            .repair_status(pb::RepairStatusRequest {})
+            .await
+            .map_err(|s| unreachable_or(&address, s))?
+            .into_inner();
+        Ok(RepairStatus {
+            node_id: r.node_id,
+            passes: r.passes,
+            last_pass_ms: (r.last_pass_ms > 0).then_some(r.last_pass_ms),
+            keys_repaired: r.keys_repaired,
+            tombstones_purged: r.tombstones_purged,
+            ranges_verified: r.ranges.len(),
+            oldest_verified_ms: r.ranges.iter().map(|g| g.verified_ms).min(),
+            roots: r
+                .roots
+                .into_iter()
+                .map(|t| (t.collection, t.root))
+                .collect(),
+        })
+    }
+
     /// Create a collection with `replication` replicas per key (0: the cluster default).
     /// Fails with `AlreadyExists` if it exists, unless `if_not_exists`.
     pub async fn create_collection(

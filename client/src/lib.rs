@@ -41,7 +41,7 @@ use ringdb_proto::v1 as pb;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use admin::Collection;
+pub use admin::{Collection, RepairReport, RepairStatus};
 pub use call::RetryPolicy;
 pub use error::Error;
 pub use options::{Consistency, Context, Durability, ReadOptions, WriteOptions};

@@ -174,11 +174,38 @@ async fn ringdb_admin_repair_brings_a_restarted_replica_up_to_date() {
         );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
+    let before = cluster
+        .node("n1")
+        .client()
+        .await
+        .repair_status()
+        .await
+        .unwrap();
+    assert_eq!(before.passes, 0, "background passes are off");
     // n1 compares with n2 and n3; n2 with n3. Together they cover every pair.
     let hosts: Vec<String> = cluster.nodes.iter().map(|n| n.address.clone()).collect();
     let first = admin(&["admin", "repair"], &hosts[0]);
     assert!(first.contains("keys repaired"), "{first}");
-    admin(&["admin", "repair"], &hosts[1]);
+    let report = cluster
+        .node("n2")
+        .client()
+        .await
+        .repair(None)
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    let after = cluster
+        .node("n1")
+        .client()
+        .await
+        .repair_status()
+        .await
+        .unwrap();
+    assert_eq!(after.passes, 1);
+    assert!(
+        after.keys_repaired >= 1 && after.oldest_verified_ms.is_some(),
+        "{after:?}"
+    );
     for i in 0..300 {
         assert!(
             !n3.local_get("docs", &format!("d{i}"))
