@@ -27,6 +27,10 @@ pub struct DevArgs {
     /// Replicas per key.
     #[arg(long, default_value_t = 3)]
     replication_factor: usize,
+    /// Further `ringdb serve` flags for every node, after `--`
+    /// (e.g. `ringdb dev -- --aae-interval-secs 10`).
+    #[arg(last = true)]
+    serve_args: Vec<String>,
 }
 
 struct Node {
@@ -121,6 +125,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
                 "--storage-threads",
                 &storage_threads,
             ])
+            .args(&a.serve_args)
             .stdout(Stdio::null())
             .stderr(log_file)
             .kill_on_drop(true)
