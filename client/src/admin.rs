@@ -136,6 +136,7 @@ impl Client {
             values: parse_values(&r.values)?,
             context: Context::from_token(r.context),
             coordinator: None,
+            trace: None,
         })
     }
 

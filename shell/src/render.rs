@@ -387,6 +387,7 @@ mod tests {
             values,
             context: Context::from_token(ctx),
             coordinator: None,
+            trace: None,
         }
     }
 
@@ -454,6 +455,7 @@ mod tests {
             acknowledged_by: vec!["n1".into()],
             hinted_for: Vec::new(),
             coordinator: None,
+            trace: None,
         };
         assert_eq!(write_json(&w), r#"{"ok":true,"context":"W"}"#);
         assert_eq!(
