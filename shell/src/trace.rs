@@ -105,39 +105,52 @@ fn body(t: &Trace, style: Style) -> Vec<String> {
         .map(|l| l.chars().count())
         .max()
         .unwrap_or(0);
+    let out_w = t
+        .events
+        .iter()
+        .map(|e| outcome_text(e.outcome).len())
+        .max()
+        .unwrap_or(0);
     let mut out: Vec<String> = t
         .events
         .iter()
         .zip(&latencies)
         .map(|(e, latency)| {
-            let mut line = format!(
-                "  {:<node_w$}  {:<role_w$}  {:>lat_w$}  {}",
-                e.node,
-                e.role.as_str(),
-                latency,
-                outcome(e, style)
-            );
+            let mut tail = String::new();
             if reads && e.outcome == Outcome::Ok {
-                line.push_str(&match e.digest {
+                tail.push_str(&match e.digest {
                     Some(d) => format!("  digest {}", short_digest(d)),
                     None => "  holds nothing".to_string(),
                 });
             }
             if !e.detail.is_empty() {
-                line.push_str(&format!("  {}", style.paint(Color::Dim, &e.detail)));
+                tail.push_str(&format!("  {}", style.paint(Color::Dim, &e.detail)));
             }
-            line.trim_end().to_string()
+            // Pad the outcome only when something follows it, so lines never end in blanks.
+            let width = if tail.is_empty() { 0 } else { out_w };
+            format!(
+                "  {:<node_w$}  {:<role_w$}  {:>lat_w$}  {}{tail}",
+                e.node,
+                e.role.as_str(),
+                latency,
+                outcome(e, width, style)
+            )
         })
         .collect();
     out.push(format!("  {}", summary(t, style)));
     out
 }
 
-fn outcome(e: &ReplicaEvent, style: Style) -> String {
-    let text = match e.outcome {
+fn outcome_text(o: Outcome) -> &'static str {
+    match o {
         Outcome::NotAsked => "not asked",
         o => o.as_str(),
-    };
+    }
+}
+
+/// The outcome padded to `width` (so details line up), coloured by how it went.
+fn outcome(e: &ReplicaEvent, width: usize, style: Style) -> String {
+    let text = &format!("{:<width$}", outcome_text(e.outcome));
     match e.outcome {
         Outcome::Ok => style.paint(Color::Green, text),
         Outcome::Failed | Outcome::Timeout => style.paint(Color::Red, text),
@@ -296,14 +309,14 @@ mod tests {
         assert_eq!(
             text,
             "trace: read · coordinator n2 · token -4411 · replicas n2 n3 n1 (n1 down) · QUORUM needs 2\n\
-             \x20 n2  local    0.3 ms  ok  digest 3fa9c2e1\n\
-             \x20 n3  replica  1.8 ms  ok  digest 3fa9c2e1\n\
+             \x20 n2  local    0.3 ms  ok         digest 3fa9c2e1\n\
+             \x20 n3  replica  1.8 ms  ok         digest 3fa9c2e1\n\
              \x20 n1  replica       —  not asked  down\n\
              \x20 replies agreed · no read repair · 2 answered (2 needed) in 2.1 ms"
         );
         assert!(!text.contains('\x1b'));
         let coloured = trace_table(&read_trace(), Style { color: true });
-        assert!(coloured.contains("\x1b[32mok\x1b[0m"), "{coloured}");
+        assert!(coloured.contains("\x1b[32mok       \x1b[0m"), "{coloured}");
     }
 
     #[test]
