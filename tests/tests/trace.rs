@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use ringdb_client::{ReadOptions, WriteOptions};
 use ringdb_tests::{binary, wait_until, Cluster};
 use serde_json::{json, Value};
 
@@ -102,6 +103,24 @@ async fn traces_name_the_coordinator_the_replicas_that_answered_and_hints_for_a_
         "the contract shape: {}",
         out[5]
     );
+
+    // From Rust: a trace only when asked for.
+    let client = cluster.client().await;
+    let plain = client.get("docs", "k").await.unwrap();
+    assert!(plain.trace.is_none(), "untraced reads carry no trace");
+    let traced = client
+        .get_with("docs", "k", &ReadOptions::new().trace(true))
+        .await
+        .unwrap();
+    let t = traced.trace.expect("a trace when asked");
+    assert_eq!(Some(t.coordinator.as_str()), traced.coordinator.as_deref());
+    assert_eq!(t.replicas.len(), 3);
+    assert!(t.answered().len() >= 2, "{t:#?}");
+    let w = client
+        .put_with("docs", "w", &json!({}), &WriteOptions::new().trace(true))
+        .await
+        .unwrap();
+    assert_eq!(w.trace.map(|t| t.operation), Some("write".to_string()));
 
     // kill -9 one node: a traced write names it as down and hinted.
     cluster.node("n3").kill9();

@@ -5,8 +5,9 @@
 //! - an untraced request costs nothing: every hook takes a [`Tracer`] and does nothing
 //!   with `None` (no allocation, no lock, no extra encoding);
 //! - each replica's event is created when the coordinator plans the request, so replicas
-//!   held in reserve or skipped show as not asked; the call itself updates it when it is
-//!   first polled (asked) and when it ends (outcome, latency, digest);
+//!   held in reserve or skipped show as not asked; the call updates it when it is sent (at
+//!   once, or a standby call when speculative retry first polls it) and when it ends
+//!   (outcome, latency from its first poll, digest);
 //! - the trace a client sees is a snapshot taken when the coordinator answers: calls still
 //!   running then show as pending, and their later answers are not in it;
 //! - a poisoned lock loses trace detail, never the request.
@@ -140,7 +141,8 @@ impl Recorder {
     }
 }
 
-/// Wrap a replica call so that, when traced, it marks its event asked on first poll and
+/// Wrap a replica call so that, when traced, its event shows it asked (at once, or for a
+/// standby call when it is first polled, which is when speculative retry sends it) and
 /// records how it ended; `digest` summarises a successful answer. Untraced, the call is
 /// returned as it is.
 pub(super) fn timed<T: Send + 'static>(
@@ -152,6 +154,13 @@ pub(super) fn timed<T: Send + 'static>(
     let Some(rec) = tracer.cloned() else {
         return call;
     };
+    // Every call but a standby one is sent as soon as it is made: it counts as asked even
+    // if the answer comes before its task first runs.
+    rec.event_mut(index, |e| {
+        if e.role != ReplicaRole::Standby as i32 {
+            e.outcome = ReplicaOutcome::Pending as i32;
+        }
+    });
     async move {
         let asked = Instant::now();
         rec.with(|t| {
