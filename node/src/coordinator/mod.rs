@@ -20,7 +20,7 @@ pub mod level;
 pub mod quorum;
 mod reach;
 mod read;
-pub mod trace;
+mod trace;
 pub mod validate;
 mod write;
 
@@ -40,8 +40,8 @@ use crate::version::{CausalContext, SiblingSet};
 use hints::Hints;
 pub use level::Level;
 use reach::Reach;
+pub use trace::Traced;
 use trace::Tracer;
-pub use trace::{Recorder, Traced};
 
 /// Settings every request uses unless it says otherwise.
 #[derive(Debug, Clone)]
