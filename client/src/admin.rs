@@ -237,6 +237,7 @@ impl Client {
             values: parse_values(&r.values)?,
             context: Context::from_token(r.context),
             coordinator: None,
+            trace: None,
         })
     }
 

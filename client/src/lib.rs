@@ -31,6 +31,7 @@ mod error;
 mod options;
 mod routing;
 mod token;
+mod trace;
 mod update;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use error::Error;
 pub use options::{Consistency, Context, Durability, ReadOptions, WriteOptions};
 pub use routing::Routing;
 pub use token::{token_for, Token};
+pub use trace::{Outcome, ReplicaEvent, Role, Trace, TracedReplica};
 pub use update::{UpdateOptions, Updated};
 
 use call::Kind;
@@ -65,6 +67,8 @@ pub struct GetResult<T = serde_json::Value> {
     /// Id of the node that coordinated the read (`None` from servers that do not say), to
     /// see where routing sent it.
     pub coordinator: Option<String>,
+    /// What happened inside the cluster, when the read asked ([`ReadOptions::trace`]).
+    pub trace: Option<Trace>,
 }
 
 impl<T> GetResult<T> {
@@ -93,6 +97,8 @@ pub struct WriteResult {
     pub hinted_for: Vec<String>,
     /// Id of the node that took the request (`None` from servers that do not say).
     pub coordinator: Option<String>,
+    /// What happened inside the cluster, when the write asked ([`WriteOptions::trace`]).
+    pub trace: Option<Trace>,
 }
 
 /// Cluster status as seen by one node.
@@ -121,6 +127,7 @@ struct WireWrite {
     consistency: i32,
     durability: i32,
     timeout_ms: u32,
+    trace: bool,
 }
 
 /// Parse every sibling's JSON into `T`.
@@ -347,6 +354,7 @@ impl Client {
             values: parse_values(&raw.values)?,
             context: raw.context,
             coordinator: raw.coordinator,
+            trace: raw.trace,
         })
     }
 
@@ -359,11 +367,13 @@ impl Client {
     ) -> Result<GetResult<Bytes>> {
         let consistency = opts.consistency.or(self.read_defaults.consistency);
         let timeout = opts.timeout.or(self.read_defaults.timeout);
+        let trace = opts.trace.or(self.read_defaults.trace).unwrap_or(false);
         let req = pb::GetRequest {
             collection: collection.to_string(),
             key: key.to_string(),
             consistency: consistency.map(|c| c.to_proto() as i32).unwrap_or(0),
             timeout_ms: timeout.map(|t| t.as_millis() as u32).unwrap_or(0),
+            trace,
         };
         let what = format!("read of {collection}/{key}");
         let resp = self
@@ -378,6 +388,7 @@ impl Client {
             values: resp.values,
             context: Context::from_token(resp.context),
             coordinator: named(resp.coordinator),
+            trace: resp.trace.map(Trace::from_proto),
         })
     }
 
@@ -424,6 +435,7 @@ impl Client {
             durability: w.durability,
             timeout_ms: w.timeout_ms,
             ttl_secs: opts.ttl.map_or(0, |t| t.as_secs().max(1)),
+            trace: w.trace,
         };
         let what = format!("write of {collection}/{key}");
         let resp = self
@@ -438,6 +450,7 @@ impl Client {
             resp.acknowledged_by,
             resp.hinted_for,
             resp.coordinator,
+            resp.trace,
         ))
     }
 
@@ -448,6 +461,7 @@ impl Client {
         acknowledged_by: Vec<String>,
         hinted_for: Vec<String>,
         coordinator: String,
+        trace: Option<pb::RequestTrace>,
     ) -> WriteResult {
         self.router.saw(
             acknowledged_by
@@ -461,6 +475,7 @@ impl Client {
             acknowledged_by,
             hinted_for,
             coordinator: named(coordinator),
+            trace: trace.map(Trace::from_proto),
         }
     }
 
@@ -488,6 +503,7 @@ impl Client {
                 .or(d.timeout)
                 .map(|t| t.as_millis() as u32)
                 .unwrap_or(0),
+            trace: opts.trace.or(d.trace).unwrap_or(false),
         }
     }
 
@@ -512,6 +528,7 @@ impl Client {
             consistency: w.consistency,
             durability: w.durability,
             timeout_ms: w.timeout_ms,
+            trace: w.trace,
         };
         let what = format!("delete of {collection}/{key}");
         let resp = self
@@ -526,6 +543,7 @@ impl Client {
             resp.acknowledged_by,
             resp.hinted_for,
             resp.coordinator,
+            resp.trace,
         ))
     }
 }

@@ -36,6 +36,19 @@ impl Consistency {
         Consistency::Any,
     ];
 
+    /// The level a wire value names; `None` for unset or unknown values.
+    pub(crate) fn from_proto(v: i32) -> Option<Consistency> {
+        match pb::ConsistencyLevel::try_from(v).ok()? {
+            pb::ConsistencyLevel::One => Some(Consistency::One),
+            pb::ConsistencyLevel::Two => Some(Consistency::Two),
+            pb::ConsistencyLevel::Three => Some(Consistency::Three),
+            pb::ConsistencyLevel::Quorum => Some(Consistency::Quorum),
+            pb::ConsistencyLevel::All => Some(Consistency::All),
+            pb::ConsistencyLevel::Any => Some(Consistency::Any),
+            pb::ConsistencyLevel::Unspecified => None,
+        }
+    }
+
     pub(crate) fn to_proto(self) -> pb::ConsistencyLevel {
         match self {
             Consistency::One => pb::ConsistencyLevel::One,
@@ -144,6 +157,7 @@ impl fmt::Display for Context {
 pub struct ReadOptions {
     pub(crate) consistency: Option<Consistency>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) trace: Option<bool>,
 }
 
 impl ReadOptions {
@@ -163,6 +177,13 @@ impl ReadOptions {
         self.timeout = Some(t);
         self
     }
+
+    /// Ask the coordinator for a [`Trace`](crate::Trace) of what it did (replicas asked,
+    /// latencies, read repair), returned in [`GetResult::trace`](crate::GetResult::trace).
+    pub fn trace(mut self, on: bool) -> Self {
+        self.trace = Some(on);
+        self
+    }
 }
 
 /// Options for one write or delete.
@@ -173,6 +194,7 @@ pub struct WriteOptions {
     pub(crate) durability: Option<Durability>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) ttl: Option<Duration>,
+    pub(crate) trace: Option<bool>,
 }
 
 impl WriteOptions {
@@ -210,6 +232,13 @@ impl WriteOptions {
     /// TTL applies, if it has one.
     pub fn ttl(mut self, t: Duration) -> Self {
         self.ttl = Some(t.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// Ask the coordinator for a [`Trace`](crate::Trace) of what it did (replicas written,
+    /// latencies, hints, forwarding), returned in [`WriteResult::trace`](crate::WriteResult::trace).
+    pub fn trace(mut self, on: bool) -> Self {
+        self.trace = Some(on);
         self
     }
 }

@@ -57,7 +57,9 @@ fn benches(c: &mut Criterion) {
     let encoded_one = Bytes::from(one.encode());
     let three = three_siblings();
     let encoded_three = Bytes::from(three.encode());
-    c.bench_function("encode 1 version of 1 KiB", |b| b.iter(|| one.encode().len()));
+    c.bench_function("encode 1 version of 1 KiB", |b| {
+        b.iter(|| one.encode().len())
+    });
     c.bench_function("decode 1 version of 1 KiB", |b| {
         b.iter(|| SiblingSet::decode(black_box(&encoded_one)).map(|s| s.versions().len()))
     });
@@ -90,7 +92,9 @@ fn benches(c: &mut Criterion) {
     c.bench_function("merkle leaf toggle", |b| {
         b.iter(|| leaves.toggle(black_box(1234), black_box(0xdead_beef)))
     });
-    c.bench_function("merkle root over 16,384 leaves", |b| b.iter(|| leaves.root()));
+    c.bench_function("merkle root over 16,384 leaves", |b| {
+        b.iter(|| leaves.root())
+    });
 }
 
 criterion_group!(cores, benches);

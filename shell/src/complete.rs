@@ -82,6 +82,7 @@ fn want(before: &[&str]) -> Want {
         },
         "DESCRIBE" | "DESC" if n == 1 => Want::Keywords(vec!["COLLECTIONS"]),
         "CONSISTENCY" if n == 1 => Want::Keywords(levels()),
+        "TRACING" if n == 1 => Want::Keywords(vec!["ON", "OFF"]),
         "HELP" if n == 1 => Want::Keywords(STATEMENT_KEYWORDS.to_vec()),
         "SOURCE" if n == 1 => Want::Files,
         _ => Want::Nothing,
@@ -242,6 +243,8 @@ mod tests {
             vec!["CONTEXT ", "CONSISTENCY "]
         );
         assert_eq!(complete("HELP RI"), vec!["RING "]);
+        assert_eq!(complete("TRAC"), vec!["TRACING "]);
+        assert_eq!(complete("tracing o"), vec!["on ", "off "]);
     }
 
     #[test]

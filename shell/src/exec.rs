@@ -17,6 +17,7 @@ use serde_json::json;
 use crate::error::{one_line, ShellError};
 use crate::parse::{self, Statement};
 use crate::render::{self, Color, Style};
+use crate::trace;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +59,7 @@ pub struct Session {
     style: Style,
     err_style: Style,
     consistency: Consistency,
+    tracing: bool,
     using: Option<String>,
     seen: HashMap<(String, String), Seen>,
     collections: CollectionCache,
@@ -73,6 +75,7 @@ impl Session {
             style: Style::default(),
             err_style: Style::default(),
             consistency: Consistency::Quorum,
+            tracing: false,
             using: None,
             seen: HashMap::new(),
             collections: Arc::default(),
@@ -218,8 +221,9 @@ impl Session {
                 let r = if local {
                     self.client.local_get(&collection, &key).await?
                 } else {
-                    let opts =
-                        ReadOptions::new().consistency(consistency.unwrap_or(self.consistency));
+                    let opts = ReadOptions::new()
+                        .consistency(consistency.unwrap_or(self.consistency))
+                        .trace(self.tracing);
                     self.client.get_with(&collection, &key, &opts).await?
                 };
                 let k = (collection.clone(), key.clone());
@@ -233,9 +237,14 @@ impl Session {
                     self.seen.insert(k, seen);
                 }
                 match self.format {
+                    Format::Json if self.tracing => println!(
+                        "{}",
+                        trace::json_line(render::get_value(&key, &r), r.trace.as_ref())
+                    ),
                     Format::Json => println!("{}", render::get_json(&key, &r)),
                     Format::Table => {
-                        println!("{}", render::get_table(&collection, &key, &r, self.style))
+                        println!("{}", render::get_table(&collection, &key, &r, self.style));
+                        self.print_trace(r.trace.as_ref(), local);
                     }
                 }
             }
@@ -347,6 +356,19 @@ impl Session {
                     json!({"ok": true, "consistency": l.to_string()}),
                 );
             }
+            Statement::Tracing(None) => self.note(
+                &format!("Tracing is {}.", if self.tracing { "on" } else { "off" }),
+                json!({"tracing": self.tracing}),
+            ),
+            Statement::Tracing(Some(on)) => {
+                self.tracing = on;
+                let text = if on {
+                    "Tracing is on: GET, PUT, DELETE and RESOLVE show what happened inside the cluster."
+                } else {
+                    "Tracing is off."
+                };
+                self.note(text, json!({"ok": true, "tracing": on}));
+            }
             Statement::Status => {
                 let s = self.client.status().await?;
                 match self.format {
@@ -384,7 +406,9 @@ impl Session {
         context: Option<Context>,
         consistency: Option<Consistency>,
     ) -> WriteOptions {
-        let opts = WriteOptions::new().consistency(consistency.unwrap_or(self.consistency));
+        let opts = WriteOptions::new()
+            .consistency(consistency.unwrap_or(self.consistency))
+            .trace(self.tracing);
         match context {
             Some(c) => opts.context(c),
             None => opts,
@@ -393,8 +417,32 @@ impl Session {
 
     fn print_write(&self, r: &ringdb_client::WriteResult, note: Option<&str>) {
         match self.format {
+            Format::Json if self.tracing => println!(
+                "{}",
+                trace::json_line(render::write_value(r), r.trace.as_ref())
+            ),
             Format::Json => println!("{}", render::write_json(r)),
-            Format::Table => println!("{}", render::write_table(r, note, self.style)),
+            Format::Table => {
+                println!("{}", render::write_table(r, note, self.style));
+                self.print_trace(r.trace.as_ref(), false);
+            }
+        }
+    }
+
+    /// With tracing on, the trace block under a table-format result (`local`: the
+    /// statement was a GET LOCAL, which nothing coordinates).
+    fn print_trace(&self, t: Option<&ringdb_client::Trace>, local: bool) {
+        if !self.tracing {
+            return;
+        }
+        let why = if local {
+            "trace: none (LOCAL reads this node's own replica, without coordination)"
+        } else {
+            "trace: none (the server sent none; it may predate tracing)"
+        };
+        match t {
+            Some(t) => println!("{}", trace::trace_table(t, self.style)),
+            None => println!("{}", self.style.paint(Color::Dim, why)),
         }
     }
 }

@@ -85,6 +85,17 @@ pub const STATEMENTS: &[StatementHelp] = &[
         examples: &["CONSISTENCY          -- show it", "CONSISTENCY ONE"],
     },
     StatementHelp {
+        name: "TRACING",
+        usage: "TRACING [ON|OFF]",
+        summary: "show, under each GET/PUT/DELETE, what happened inside the cluster",
+        examples: &[
+            "TRACING ON",
+            "GET users alice   -- then: coordinator, replicas asked, latencies, read repair",
+            "TRACING           -- show whether it is on",
+            "TRACING OFF",
+        ],
+    },
+    StatementHelp {
         name: "STATUS",
         usage: "STATUS",
         summary: "nodes as the connected node sees them: state, ownership, load, hints",
@@ -138,6 +149,7 @@ pub const STATEMENT_KEYWORDS: &[&str] = &[
     "CREATE",
     "DESCRIBE",
     "CONSISTENCY",
+    "TRACING",
     "STATUS",
     "RING",
     "DECOMMISSION",

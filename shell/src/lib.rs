@@ -1,6 +1,6 @@
 //! `ringsh`, the RingDB shell, as a library so tests can drive its parts: lexing and
-//! parsing statements, running them against a cluster, rendering results, completion and
-//! the interactive loop.
+//! parsing statements, running them against a cluster, rendering results and request
+//! traces, completion and the interactive loop.
 
 #![warn(missing_docs)]
 
@@ -12,3 +12,4 @@ pub mod lex;
 pub mod parse;
 pub mod render;
 pub mod repl;
+pub mod trace;

@@ -15,7 +15,7 @@ use ringdb_shell::repl;
     name = "ringsh",
     version,
     about = "The RingDB shell",
-    after_help = "Statements: GET, PUT, DELETE, RESOLVE, USE, CREATE COLLECTION, DESCRIBE COLLECTIONS, CONSISTENCY, STATUS, RING, DECOMMISSION, REMOVENODE, SOURCE, HELP, EXIT.\nRun `ringsh -e HELP` for details. On a terminal: Tab completes, Up recalls history (~/.ringsh_history, or $RINGSH_HISTORY), Ctrl-C cancels, Ctrl-D quits. NO_COLOR turns colour off."
+    after_help = "Statements: GET, PUT, DELETE, RESOLVE, USE, CREATE COLLECTION, DESCRIBE COLLECTIONS, CONSISTENCY, TRACING, STATUS, RING, DECOMMISSION, REMOVENODE, SOURCE, HELP, EXIT.\nRun `ringsh -e HELP` for details. On a terminal: Tab completes, Up recalls history (~/.ringsh_history, or $RINGSH_HISTORY), Ctrl-C cancels, Ctrl-D quits. NO_COLOR turns colour off."
 )]
 struct Args {
     /// Node to connect to, HOST:PORT; repeat for failover.

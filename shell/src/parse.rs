@@ -81,6 +81,8 @@ pub enum Statement {
     DescribeCollections,
     /// `CONSISTENCY [l]`
     Consistency(Option<Consistency>),
+    /// `TRACING [ON|OFF]`: `None` shows whether tracing is on.
+    Tracing(Option<bool>),
     /// `STATUS`
     Status,
     /// `RING`
@@ -267,6 +269,20 @@ pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
         "CONSISTENCY" => match p.peek() {
             None => Statement::Consistency(None),
             Some(_) => Statement::Consistency(Some(p.level()?)),
+        },
+        "TRACING" => match p.next() {
+            None => Statement::Tracing(None),
+            Some(t) => match t.keyword().as_deref() {
+                Some("ON") => Statement::Tracing(Some(true)),
+                Some("OFF") => Statement::Tracing(Some(false)),
+                _ => {
+                    let mut m = format!("expected ON or OFF, found {}", t.describe());
+                    if let Some(s) = t.keyword().and_then(|w| help::suggest(&w, &["ON", "OFF"])) {
+                        m.push_str(&format!(" (did you mean {s}?)"));
+                    }
+                    return Err(p.fail(m));
+                }
+            },
         },
         "STATUS" => Statement::Status,
         "RING" => Statement::Ring,

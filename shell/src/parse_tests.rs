@@ -183,3 +183,17 @@ fn bad_input_never_panics() {
         let _ = parse(text, Some("docs"));
     }
 }
+
+#[test]
+fn tracing_on_off_and_show() {
+    assert_eq!(ok("TRACING ON"), Statement::Tracing(Some(true)));
+    assert_eq!(ok("tracing off"), Statement::Tracing(Some(false)));
+    assert_eq!(ok("Tracing"), Statement::Tracing(None));
+    let m = err("TRACING OFN", None);
+    assert!(
+        m.contains("expected ON or OFF") && m.contains("did you mean"),
+        "{m}"
+    );
+    assert!(err("TRACING ON now", None).contains("unexpected"));
+    assert!(err("TRACING \"on\"", None).contains("expected ON or OFF"));
+}

@@ -232,7 +232,12 @@ pub fn quote_name(name: &str) -> String {
 
 /// A GET for scripts: `{"key": K, "values": [...], "context": TOKEN}`.
 pub fn get_json(key: &str, r: &GetResult) -> String {
-    json!({"key": key, "values": r.values, "context": r.context.token()}).to_string()
+    get_value(key, r).to_string()
+}
+
+/// [`get_json`]'s object, for adding to (a trace).
+pub fn get_value(key: &str, r: &GetResult) -> Value {
+    json!({"key": key, "values": r.values, "context": r.context.token()})
 }
 
 /// A PUT / DELETE / RESOLVE for people; `note` says what kind of write it was.
@@ -257,7 +262,12 @@ pub fn write_table(r: &WriteResult, note: Option<&str>, style: Style) -> String 
 
 /// A write for scripts: `{"ok": true, "context": TOKEN}`.
 pub fn write_json(r: &WriteResult) -> String {
-    json!({"ok": true, "context": r.context.token()}).to_string()
+    write_value(r).to_string()
+}
+
+/// [`write_json`]'s object, for adding to (a trace).
+pub fn write_value(r: &WriteResult) -> Value {
+    json!({"ok": true, "context": r.context.token()})
 }
 
 /// STATUS for people; the ZONE column appears when any node has a zone.
@@ -387,6 +397,7 @@ mod tests {
             values,
             context: Context::from_token(ctx),
             coordinator: None,
+            trace: None,
         }
     }
 
@@ -454,6 +465,7 @@ mod tests {
             acknowledged_by: vec!["n1".into()],
             hinted_for: Vec::new(),
             coordinator: None,
+            trace: None,
         };
         assert_eq!(write_json(&w), r#"{"ok":true,"context":"W"}"#);
         assert_eq!(

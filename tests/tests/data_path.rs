@@ -384,6 +384,7 @@ async fn bad_input_is_invalid_argument_and_writes_nothing() {
             key: "k".into(),
             consistency: 42,
             timeout_ms: 0,
+            trace: false,
         })
         .await
         .unwrap_err();

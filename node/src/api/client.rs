@@ -1,4 +1,5 @@
-//! The client service: validate, then hand to the coordinator.
+//! The client service: validate, then hand to the coordinator (its traced variant when
+//! the request asks for a trace).
 
 use std::sync::Arc;
 
@@ -35,14 +36,24 @@ impl Client for ClientService {
         validate::key(&r.key)?;
         let level = Level::from_proto(r.consistency)?;
         let timeout = super::timeout(r.timeout_ms, self.coordinator.config().request_timeout);
-        let set = self
-            .coordinator
-            .get(&r.collection, &r.key, level, timeout)
-            .await?;
+        let (set, trace) = if r.trace {
+            let t = self
+                .coordinator
+                .get_traced(&r.collection, &r.key, level, timeout)
+                .await;
+            (t.result?, Some(t.trace))
+        } else {
+            let set = self
+                .coordinator
+                .get(&r.collection, &r.key, level, timeout)
+                .await?;
+            (set, None)
+        };
         Ok(Response::new(GetResponse {
             values: set.live_values().cloned().collect(),
             context: context_token(set.context()),
             coordinator: self.coordinator.node_id().to_string(),
+            trace,
         }))
     }
 
@@ -61,12 +72,18 @@ impl Client for ClientService {
             key: r.key,
             value: Some(r.document),
         };
-        let reply = self.coordinator.put(op).await?;
+        let (reply, trace) = if r.trace {
+            let t = self.coordinator.put_traced(op).await;
+            (t.result?, Some(t.trace))
+        } else {
+            (self.coordinator.put(op).await?, None)
+        };
         Ok(Response::new(PutResponse {
             context: context_token(&reply.context),
             acknowledged_by: reply.acknowledged_by,
             hinted_for: reply.hinted_for,
             coordinator: self.coordinator.node_id().to_string(),
+            trace,
         }))
     }
 
@@ -92,12 +109,18 @@ impl Client for ClientService {
             key: r.key,
             value: None,
         };
-        let reply = self.coordinator.delete(op, context).await?;
+        let (reply, trace) = if r.trace {
+            let t = self.coordinator.delete_traced(op, context).await;
+            (t.result?, Some(t.trace))
+        } else {
+            (self.coordinator.delete(op, context).await?, None)
+        };
         Ok(Response::new(DeleteResponse {
             context: context_token(&reply.context),
             acknowledged_by: reply.acknowledged_by,
             hinted_for: reply.hinted_for,
             coordinator: self.coordinator.node_id().to_string(),
+            trace,
         }))
     }
 }

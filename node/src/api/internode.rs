@@ -169,6 +169,7 @@ impl Internode for InternodeService {
         req: Request<CoordinateWriteRequest>,
     ) -> Result<Response<CoordinateWriteResponse>, Status> {
         let r = req.into_inner();
+        let (traced, forwarded_from) = (r.trace, r.forwarded_from);
         let op = WriteOp {
             context: CausalContext::decode(&r.context).map_err(bad)?,
             level: Level::from_proto(r.consistency)?,
@@ -179,11 +180,20 @@ impl Internode for InternodeService {
             key: r.key,
             value: r.document,
         };
-        let reply = self.coordinator.coordinate_write(op).await?;
+        let (reply, trace) = if traced {
+            let t = self
+                .coordinator
+                .coordinate_write_traced(op, &forwarded_from)
+                .await;
+            (t.result?, Some(t.trace))
+        } else {
+            (self.coordinator.coordinate_write(op).await?, None)
+        };
         Ok(Response::new(CoordinateWriteResponse {
             context: Bytes::from(reply.context.encode()),
             acknowledged_by: reply.acknowledged_by,
             hinted_for: reply.hinted_for,
+            trace,
         }))
     }
 

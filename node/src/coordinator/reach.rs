@@ -14,7 +14,7 @@ use super::hints::Hints;
 use super::proto_durability;
 use crate::cluster::Membership;
 use crate::storage::{Durability, Storage};
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 use crate::version::SiblingSet;
 
 /// How this node reaches a key's replicas, itself included without the network; shared
@@ -34,7 +34,7 @@ impl Reach {
         collection: &str,
         key: &str,
         give_up: Instant,
-    ) -> BoxFuture<'static, Result<SiblingSet, String>> {
+    ) -> BoxFuture<'static, Result<SiblingSet, Missed>> {
         let (collection, key) = (collection.to_string(), key.to_string());
         if node == self.membership.node_id() {
             let storage = self.storage.clone();
@@ -42,20 +42,20 @@ impl Reach {
                 storage
                     .read(&collection, &key)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(Missed::unhinted)
             }
             .boxed();
         }
         let transport = self.transport.clone();
         let addr = self.membership.address(node);
         async move {
-            let addr = addr.ok_or("address unknown")?;
+            let addr = addr.ok_or_else(|| Missed::unhinted("address unknown"))?;
             let raw =
                 tokio::time::timeout_at(give_up, transport.replica_read(&addr, &collection, &key))
                     .await
-                    .map_err(|_| "no answer in time".to_string())?
-                    .map_err(|e| e.to_string())?;
-            SiblingSet::decode(&raw).map_err(|e| e.to_string())
+                    .map_err(|_| Missed::no_answer())?
+                    .map_err(Missed::from_transport)?;
+            SiblingSet::decode(&raw).map_err(Missed::unhinted)
         }
         .boxed()
     }
@@ -99,21 +99,21 @@ impl Reach {
                 req.siblings.clone(),
             );
             let result = match addr {
-                None => Err("address unknown".to_string()),
+                None => Err(Missed::unhinted("address unknown")),
                 Some(addr) => {
                     match tokio::time::timeout_at(give_up, transport.replica_write(&addr, req))
                         .await
                     {
-                        Ok(r) => r.map_err(|e| e.to_string()),
-                        Err(_) => Err("no answer in time".to_string()),
+                        Ok(r) => r.map_err(Missed::from_transport),
+                        Err(_) => Err(Missed::no_answer()),
                     }
                 }
             };
             match result {
                 Ok(()) => Ok(()),
-                Err(reason) => Err(Missed {
+                Err(missed) => Err(Missed {
                     hinted: hints.store(&target, &collection, &key, siblings).await,
-                    reason,
+                    ..missed
                 }),
             }
         }
@@ -121,20 +121,40 @@ impl Reach {
     }
 }
 
-/// Why a replica did not take a write, and whether it will get it later from a hint.
+/// Why a replica did not answer a read or take a write, whether it simply did not answer
+/// in time (traces tell timeouts from failures), and whether it will get a missed write
+/// later from a hint.
 #[derive(Debug, Clone)]
 pub(super) struct Missed {
     /// What went wrong, for error messages.
     pub(super) reason: String,
     /// Whether a hint for the replica was stored.
     pub(super) hinted: bool,
+    /// Whether the replica gave no answer before the request's deadline.
+    pub(super) timed_out: bool,
 }
 
 impl Missed {
-    fn unhinted(e: impl std::fmt::Display) -> Missed {
+    pub(super) fn unhinted(e: impl std::fmt::Display) -> Missed {
         Missed {
             reason: e.to_string(),
             hinted: false,
+            timed_out: false,
+        }
+    }
+
+    fn no_answer() -> Missed {
+        Missed {
+            reason: "no answer in time".to_string(),
+            hinted: false,
+            timed_out: true,
+        }
+    }
+
+    fn from_transport(e: TransportError) -> Missed {
+        Missed {
+            timed_out: matches!(e, TransportError::Timeout),
+            ..Missed::unhinted(e)
         }
     }
 }
