@@ -220,7 +220,7 @@ mod tests {
     fn statement_keywords_in_the_users_case() {
         assert_eq!(complete("DESCR"), vec!["DESCRIBE "]);
         assert_eq!(complete("descr"), vec!["describe "]);
-        assert_eq!(complete("RE"), vec!["RESOLVE ", "REMOVENODE "]);
+        assert_eq!(complete("RE"), vec!["RESOLVE ", "REMOVENODE ", "REPAIR "]);
         assert_eq!(complete("").len(), STATEMENT_KEYWORDS.len());
         assert_eq!(complete("STATUS; G"), vec!["GET "]);
         assert_eq!(complete_words("GET docs k; DEL", 15, &names()).0, 12);

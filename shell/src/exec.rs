@@ -391,6 +391,60 @@ impl Session {
                 let m = one_line(&self.client.remove_node(&id).await?);
                 self.note(&m, json!({"ok": true, "message": m}));
             }
+            Statement::Repair(collection) => {
+                let r = self.client.repair(collection.as_deref()).await?;
+                let text = format!(
+                    "repair: {} ranges compared ({} failed), {} keys repaired, {} tombstones purged, {} bytes of hashes, {:.1} s",
+                    r.ranges,
+                    r.failed,
+                    r.keys_repaired,
+                    r.tombstones_purged,
+                    r.bytes_exchanged,
+                    r.elapsed.as_secs_f64()
+                );
+                self.note(
+                    &text,
+                    json!({"ok": r.failed == 0, "ranges": r.ranges, "failed": r.failed,
+                        "keys_repaired": r.keys_repaired, "tombstones_purged": r.tombstones_purged,
+                        "bytes_exchanged": r.bytes_exchanged, "elapsed_ms": r.elapsed.as_millis() as u64}),
+                );
+            }
+            Statement::RepairStatus => {
+                let s = self.client.repair_status().await?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let ago = |ms: Option<u64>| {
+                    ms.map_or("never".to_string(), |m| {
+                        format!("{} s ago", now.saturating_sub(m) / 1000)
+                    })
+                };
+                let mut text = format!(
+                    "{}: {} passes, last {}; {} keys repaired, {} tombstones purged; {} ranges verified, oldest {}",
+                    s.node_id,
+                    s.passes,
+                    ago(s.last_pass_ms),
+                    s.keys_repaired,
+                    s.tombstones_purged,
+                    s.ranges_verified,
+                    ago(s.oldest_verified_ms)
+                );
+                for (c, root) in &s.roots {
+                    text.push_str(&format!("\n  {c}  root {root:016x}"));
+                }
+                let roots: serde_json::Map<String, serde_json::Value> = s
+                    .roots
+                    .iter()
+                    .map(|(c, r)| (c.clone(), format!("{r:016x}").into()))
+                    .collect();
+                self.note(
+                    &text,
+                    json!({"node_id": s.node_id, "passes": s.passes, "last_pass_ms": s.last_pass_ms,
+                        "keys_repaired": s.keys_repaired, "tombstones_purged": s.tombstones_purged,
+                        "ranges_verified": s.ranges_verified, "oldest_verified_ms": s.oldest_verified_ms,
+                        "roots": roots}),
+                );
+            }
             Statement::Help(topic) => {
                 let text = crate::help::text(topic.as_deref()).map_err(ShellError::Parse)?;
                 self.note(&text, json!({"help": text}));

@@ -120,6 +120,12 @@ pub const STATEMENTS: &[StatementHelp] = &[
         examples: &["REMOVENODE n3"],
     },
     StatementHelp {
+        name: "REPAIR",
+        usage: "REPAIR [<collection>] | REPAIR STATUS",
+        summary: "run an anti-entropy pass on the connected node now (replicas swap what differs, agreed tombstones are purged), or show its anti-entropy state and tree roots",
+        examples: &["REPAIR", "REPAIR users", "REPAIR STATUS"],
+    },
+    StatementHelp {
         name: "SOURCE",
         usage: "SOURCE <file>",
         summary: "run the statements in a file",
@@ -154,6 +160,7 @@ pub const STATEMENT_KEYWORDS: &[&str] = &[
     "RING",
     "DECOMMISSION",
     "REMOVENODE",
+    "REPAIR",
     "SOURCE",
     "HELP",
     "EXIT",

@@ -91,6 +91,10 @@ pub enum Statement {
     Decommission,
     /// `REMOVENODE id`
     RemoveNode(String),
+    /// `REPAIR [collection]`: an anti-entropy pass on the connected node.
+    Repair(Option<String>),
+    /// `REPAIR STATUS`
+    RepairStatus,
     /// `SOURCE file`
     Source(String),
     /// `HELP [statement]`
@@ -288,6 +292,19 @@ pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
         "RING" => Statement::Ring,
         "DECOMMISSION" => Statement::Decommission,
         "REMOVENODE" => Statement::RemoveNode(p.name("a node id")?),
+        "REPAIR" => match p.next() {
+            None => Statement::Repair(None),
+            Some(t) if t.keyword().as_deref() == Some("STATUS") => Statement::RepairStatus,
+            Some(t) => match t.name() {
+                Some(n) => Statement::Repair(Some(n.to_string())),
+                None => {
+                    return Err(p.fail(format!(
+                        "expected a collection or STATUS, found {}",
+                        t.describe()
+                    )))
+                }
+            },
+        },
         "SOURCE" => Statement::Source(p.name("a file name")?),
         "HELP" => {
             let topic = p

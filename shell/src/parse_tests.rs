@@ -125,6 +125,9 @@ fn new_statements() {
     assert_eq!(ok("desc collections"), Statement::DescribeCollections);
     assert_eq!(ok("DECOMMISSION"), Statement::Decommission);
     assert_eq!(ok("removenode n3"), Statement::RemoveNode("n3".into()));
+    assert_eq!(ok("REPAIR"), Statement::Repair(None));
+    assert_eq!(ok("repair users"), Statement::Repair(Some("users".into())));
+    assert_eq!(ok("REPAIR status"), Statement::RepairStatus);
     assert_eq!(
         ok("SOURCE \"a b.rsh\""),
         Statement::Source("a b.rsh".into())

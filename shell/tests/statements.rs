@@ -239,3 +239,30 @@ fn status_and_admin_statements() {
     assert_eq!(code, 0);
     assert!(stdout.contains("tokens, replication factor 1"), "{stdout}");
 }
+
+#[test]
+fn repair_and_repair_status_report_as_json_lines() {
+    let s = Server::start();
+    let (code, out) = json_run(
+        &s,
+        "PUT docs k {\"v\": 1}; REPAIR; REPAIR docs; REPAIR STATUS",
+    );
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out.len(), 4, "{out:?}");
+    // One node: no peer to compare with, so nothing to repair, but the pass runs.
+    assert_eq!(out[1]["ok"], true, "{out:?}");
+    assert_eq!(out[1]["failed"], 0);
+    assert_eq!(out[2]["keys_repaired"], 0);
+    assert_eq!(out[3]["passes"], 2, "{out:?}");
+    assert!(out[3]["last_pass_ms"].as_u64().is_some(), "{out:?}");
+    assert!(
+        out[3]["roots"]["docs"].is_string(),
+        "the tree of docs has a root: {out:?}"
+    );
+    let (code, _, err) = table_run(&s, &["-e", "REPAIR bad,name"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("bad,name"),
+        "{err}"
+    );
+}
