@@ -12,7 +12,11 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_documents_vanish_from_reads_at_once_and_from_every_replica_soon_after() {
-    let c = SimCluster::start(3, 3).await;
+    let c = SimCluster::start_with(3, 3, |cfg| {
+        cfg.aae.interval = Duration::ZERO;
+        cfg.aae.tombstone_grace = Duration::from_millis(100);
+    })
+    .await;
     let expires = ringdb_node::cluster::now_ms() + 1_500;
     c.node("n1")
         .put_expiring(
@@ -73,6 +77,29 @@ async fn expired_documents_vanish_from_reads_at_once_and_from_every_replica_soon
             kept.live_values().count(),
             1,
             "a document without TTL stays on {n}"
+        );
+    }
+    // Every replica now holds the same tombstone: anti-entropy purges it everywhere.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut purged = 0;
+    for n in ["n1", "n2", "n3"] {
+        purged += c.node(n).anti_entropy.pass(None).await.tombstones_purged;
+    }
+    assert_eq!(purged, 1);
+    for n in ["n1", "n2", "n3"] {
+        let storage = c.node(n).coordinator.storage();
+        assert!(
+            storage.read("sim", "t").await.unwrap().is_empty(),
+            "{n} still stores t"
+        );
+        assert_eq!(
+            storage
+                .read("sim", "keep")
+                .await
+                .unwrap()
+                .live_values()
+                .count(),
+            1
         );
     }
 }
