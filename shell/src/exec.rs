@@ -254,8 +254,12 @@ impl Session {
                 document,
                 context,
                 consistency,
+                ttl_secs,
             } => {
-                let opts = self.write_options(context, consistency);
+                let mut opts = self.write_options(context, consistency);
+                if let Some(s) = ttl_secs {
+                    opts = opts.ttl(std::time::Duration::from_secs(s));
+                }
                 let r = self
                     .client
                     .put_with(&collection, &key, &document, &opts)

@@ -31,12 +31,13 @@ pub const STATEMENTS: &[StatementHelp] = &[
     },
     StatementHelp {
         name: "PUT",
-        usage: "PUT [<collection>] <key> <json-object> [CONTEXT <token>] [CONSISTENCY <level>]",
+        usage: "PUT [<collection>] <key> <json-object> [CONTEXT <token>] [CONSISTENCY <level>] [TTL <seconds>]",
         summary: "write a document; without CONTEXT it becomes a sibling of what exists",
         examples: &[
             "PUT users alice {\"name\": \"Alice\"}",
             "PUT users alice {\"name\": \"Al\"} CONTEXT <token from GET>   -- replace what you read",
             "PUT alice {\"name\": \"Alice\"}   -- after USE users",
+            "PUT sessions s1 {\"user\": \"alice\"} TTL 3600   -- reads as deleted after an hour",
         ],
     },
     StatementHelp {

@@ -31,7 +31,7 @@ pub enum Statement {
         /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
     },
-    /// `PUT c k {json} [CONTEXT t] [CONSISTENCY l]`
+    /// `PUT c k {json} [CONTEXT t] [CONSISTENCY l] [TTL seconds]`
     Put {
         /// The collection (named, or the one in USE).
         collection: String,
@@ -43,6 +43,8 @@ pub enum Statement {
         context: Option<Context>,
         /// The statement's level; `None`: the session's.
         consistency: Option<Consistency>,
+        /// Seconds until the document expires; `None`: the collection's default.
+        ttl_secs: Option<u64>,
     },
     /// `DELETE c k [CONTEXT t] [CONSISTENCY l]`
     Delete {
@@ -104,7 +106,7 @@ pub enum Statement {
 }
 
 /// Option keywords that may follow a key.
-const OPTIONS: [&str; 3] = ["LOCAL", "CONSISTENCY", "CONTEXT"];
+const OPTIONS: [&str; 4] = ["LOCAL", "CONSISTENCY", "CONTEXT", "TTL"];
 
 fn is_option(t: &Token) -> bool {
     t.keyword().is_some_and(|k| OPTIONS.contains(&k.as_str()))
@@ -198,6 +200,14 @@ impl<'a> Parts<'a> {
             match word.as_str() {
                 "CONSISTENCY" => o.consistency = Some(self.level()?),
                 "CONTEXT" => o.context = Some(Context::from_token(self.name("a context token")?)),
+                "TTL" => {
+                    let secs = self.name("a number of seconds")?;
+                    o.ttl_secs = Some(secs.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                        self.fail(format!(
+                            "TTL must be a whole number of seconds above 0, not {secs:?}"
+                        ))
+                    })?);
+                }
                 _ => o.local = true,
             }
         }
@@ -216,6 +226,7 @@ impl<'a> Parts<'a> {
 struct Opts {
     context: Option<Context>,
     consistency: Option<Consistency>,
+    ttl_secs: Option<u64>,
     local: bool,
 }
 
@@ -405,13 +416,14 @@ fn with_document(
     let key = p.name("a key")?;
     let document = p.document()?;
     if head == "PUT" {
-        let o = p.options(&["CONTEXT", "CONSISTENCY"])?;
+        let o = p.options(&["CONTEXT", "CONSISTENCY", "TTL"])?;
         Ok(Statement::Put {
             collection: in_collection(head, collection, using)?,
             key,
             document,
             context: o.context,
             consistency: o.consistency,
+            ttl_secs: o.ttl_secs,
         })
     } else {
         let o = p.options(&["CONSISTENCY"])?;

@@ -32,9 +32,19 @@ fn parses_the_contract_statements() {
             key: "alice smith".into(),
             document: json!({"n": 1}),
             context: None,
-            consistency: Some(Consistency::All)
+            consistency: Some(Consistency::All),
+            ttl_secs: None,
         }
     );
+    assert!(matches!(
+        ok("PUT sessions s1 {} TTL 30"),
+        Statement::Put {
+            ttl_secs: Some(30),
+            ..
+        }
+    ));
+    assert!(parse("PUT sessions s1 {} TTL soon", None).is_err());
+    assert!(parse("PUT sessions s1 {} TTL 0", None).is_err());
     assert_eq!(ok("GET users alice LOCAL"), get("users", "alice", true));
     assert_eq!(ok("GET users local"), get("users", "local", false));
     assert!(matches!(

@@ -266,3 +266,19 @@ fn repair_and_repair_status_report_as_json_lines() {
         "{err}"
     );
 }
+
+#[test]
+fn a_put_with_ttl_reads_as_deleted_once_it_expires() {
+    let s = Server::start();
+    let (code, out) = json_run(&s, "PUT docs t {\"v\": 1} TTL 1; GET docs t");
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[1]["values"], json!([{"v": 1}]));
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let (code, out) = json_run(&s, "GET docs t; GET docs t LOCAL");
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0]["values"], json!([]), "{out:?}");
+    assert_eq!(out[1]["values"], json!([]), "{out:?}");
+    let (code, _, err) = table_run(&s, &["-e", "PUT docs t {} TTL never"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("TTL must be a whole number"), "{err}");
+}
