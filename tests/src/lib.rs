@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ringdb_client::{Client, Routing};
 
+pub mod history;
 pub mod sim;
 
 /// Path of a workspace binary built next to the running test.
