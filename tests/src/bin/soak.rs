@@ -123,32 +123,9 @@ async fn main() -> ExitCode {
         };
         i += 1;
         let summary: Summary = match kind {
-            "sim" => {
-                sim::run(&SimScenario {
-                    steps: 12,
-                    clients: 8,
-                    keys: 10,
-                    ..SimScenario::short(seed)
-                })
-                .await
-            }
-            "process" => {
-                process::run(&ProcScenario {
-                    steps: 6,
-                    clients: 6,
-                    keys: 8,
-                    ..ProcScenario::short(seed)
-                })
-                .await
-            }
-            _ => match docker::run(&DockerScenario {
-                partitions: 3,
-                clients: 6,
-                keys: 8,
-                ..DockerScenario::short(seed)
-            })
-            .await
-            {
+            "sim" => sim::run(&SimScenario::soak(seed)).await,
+            "process" => process::run(&ProcScenario::soak(seed)).await,
+            _ => match docker::run(&DockerScenario::soak(seed)).await {
                 Ok(s) => s,
                 Err(e) => {
                     println!("scenario=docker seed={seed} ERROR {e}");
@@ -161,6 +138,9 @@ async fn main() -> ExitCode {
         println!("{summary}");
         if !summary.is_clean() {
             println!("  violations: {}", summary.report.describe(20));
+            if let Some(dir) = &summary.evidence {
+                println!("  history and logs kept in {}", dir.display());
+            }
             println!(
                 "  rerun this run: soak --seed {seed} --runs 1 --scenarios {kind}; the CI-size run of its schedule: RINGDB_SEED={seed} cargo test -p ringdb-tests --test faults"
             );

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use ringdb_client::{Client, Routing};
 
 use super::process::{converge, ClientStore};
-use super::Summary;
+use super::{keep_evidence, Summary};
 use crate::history::workload::{self, WorkloadConfig};
 use crate::history::{check, Level, Recorder};
 use crate::{binary, free_port};
@@ -296,6 +296,16 @@ impl DockerScenario {
             keys: 6,
         }
     }
+
+    /// The soak size: 3 partitions, 6 clients on 8 keys.
+    pub fn soak(seed: u64) -> Self {
+        DockerScenario {
+            partitions: 3,
+            clients: 6,
+            keys: 8,
+            ..Self::short(seed)
+        }
+    }
 }
 
 /// Start the containers, run the workload while nodes are partitioned off and brought
@@ -361,12 +371,17 @@ pub async fn run(sc: &DockerScenario) -> Result<Summary, String> {
     let diverged = converge(&nodes, &cfg.keys).await;
     let converge_ms = healed.elapsed().as_millis() as u64;
     workload::read_all(store, &recorder, sc.clients, &cfg.keys, Level::All).await;
-    let report = check(&recorder.history());
-    Ok(Summary::new(
-        "docker",
-        sc.seed,
-        report,
-        converge_ms,
-        diverged,
-    ))
+    let history = recorder.history();
+    let mut summary = Summary::new("docker", sc.seed, check(&history), converge_ms, diverged);
+    if !summary.is_clean() {
+        let dir = keep_evidence("docker", sc.seed, &history, &[]);
+        if let Some(dir) = &dir {
+            for c in &cluster.nodes {
+                let logs = docker(&["logs", &c.name]).await.unwrap_or_else(|e| e);
+                let _ = std::fs::write(dir.join(format!("{}.log", c.id)), logs);
+            }
+        }
+        summary.evidence = dir;
+    }
+    Ok(summary)
 }

@@ -19,8 +19,9 @@ pub mod process;
 pub mod sim;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
-use crate::history::{Report, Violation};
+use crate::history::{History, Report, Violation};
 
 /// The seeds to run: `RINGDB_SEED` when set (a failing run prints its seed), else `defaults`.
 pub fn seeds(defaults: &[u64]) -> Vec<u64> {
@@ -45,6 +46,34 @@ pub struct Summary {
     /// Milliseconds from the heal until every replica of every key agreed (or until the
     /// checker gave up, then reported as `Diverged`).
     pub converge_ms: u64,
+    /// Where the history (and the nodes' logs) of a run with violations were kept.
+    pub evidence: Option<PathBuf>,
+}
+
+/// Keep what a failing run leaves for a human: the history, one operation per line, and
+/// copies of the nodes' logs, in `$TMPDIR/ringdb-faults-<scenario>-<seed>-<pid>/`.
+pub(crate) fn keep_evidence(
+    scenario: &str,
+    seed: u64,
+    history: &History,
+    logs: &[(String, &Path)],
+) -> Option<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "ringdb-faults-{scenario}-{seed}-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).ok()?;
+    let lines: Vec<String> = history
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| format!("#{i} {op:?}"))
+        .collect();
+    std::fs::write(dir.join("history.txt"), lines.join("\n")).ok()?;
+    for (name, path) in logs {
+        let _ = std::fs::copy(path, dir.join(format!("{name}.log")));
+    }
+    Some(dir)
 }
 
 impl Summary {
@@ -63,6 +92,7 @@ impl Summary {
             seed,
             report,
             converge_ms,
+            evidence: None,
         }
     }
 
@@ -71,13 +101,14 @@ impl Summary {
         self.report.is_clean()
     }
 
-    /// Panic with the violations and how to rerun the seed unless the run was clean.
+    /// Panic with the violations and `rerun` (the command that repeats the run) unless the
+    /// run was clean.
     pub fn assert_clean(&self, rerun: &str) {
         assert!(
             self.is_clean(),
-            "{self}\nviolations: {}\nrerun with: RINGDB_SEED={} {rerun}",
+            "{self}\nviolations: {}\nhistory and logs kept in {:?}\nrerun with: {rerun}",
             self.report.describe(20),
-            self.seed
+            self.evidence,
         );
     }
 }

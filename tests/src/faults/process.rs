@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringdb_client::{Client, Consistency, Context, ReadOptions, Routing, WriteOptions};
 
-use super::Summary;
+use super::{keep_evidence, Summary};
 use crate::history::workload::{self, Failure, Read, Store, WorkloadConfig};
 use crate::history::{check, check_convergence, document_id, Level, Recorder, Violation};
 use crate::{binary, Cluster};
@@ -211,6 +211,16 @@ impl ProcScenario {
             keys: 6,
         }
     }
+
+    /// The soak size: 6 kills and pauses (about 20 s), 6 clients on 8 keys.
+    pub fn soak(seed: u64) -> Self {
+        ProcScenario {
+            steps: 6,
+            clients: 6,
+            keys: 8,
+            ..Self::short(seed)
+        }
+    }
 }
 
 /// Start 3 nodes, run the workload through the seed's kills and pauses, then heal,
@@ -257,8 +267,17 @@ pub async fn run(sc: &ProcScenario) -> Summary {
     let diverged = converge(&nodes, &cfg.keys).await;
     let converge_ms = healed.elapsed().as_millis() as u64;
     workload::read_all(store, &recorder, sc.clients, &cfg.keys, Level::All).await;
-    let report = check(&recorder.history());
-    Summary::new("process", sc.seed, report, converge_ms, diverged)
+    let history = recorder.history();
+    let mut summary = Summary::new("process", sc.seed, check(&history), converge_ms, diverged);
+    if !summary.is_clean() {
+        let logs: Vec<(String, &std::path::Path)> = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.log.as_path()))
+            .collect();
+        summary.evidence = keep_evidence("process", sc.seed, &history, &logs);
+    }
+    summary
 }
 
 /// One replica's copy of a key as `LocalGet` shows it: the workload ids of its live
