@@ -303,6 +303,33 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_delete_with_a_context_that_saw_nothing_deletes_nothing_and_sends_nothing() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let client = Client::builder([format!("127.0.0.1:{port}")])
+            .retry(RetryPolicy::none())
+            .connect()
+            .await
+            .unwrap();
+        // The context of a read that found nothing: covers nothing, so nothing to delete.
+        let opts = crate::WriteOptions::new().context(crate::Context::default());
+        let r = client
+            .delete_with("c", "k", &opts)
+            .await
+            .expect("no request");
+        assert!(r.acknowledged_by.is_empty() && r.context.is_empty());
+        // Without a context the delete is sent (and here finds nobody).
+        assert!(matches!(
+            client
+                .delete_with("c", "k", &crate::WriteOptions::new())
+                .await,
+            Err(Error::Unreachable(_))
+        ));
+    }
+
     #[test]
     fn servers_answers_are_final_except_a_reads_local_trouble() {
         for (code, read_retries) in [

@@ -514,12 +514,26 @@ impl Client {
     }
 
     /// Delete with options; with a context, exactly the versions it covers are deleted.
+    ///
+    /// A context that has seen nothing (from a read that found no document, not even a
+    /// deleted one) covers nothing, so nothing is sent and nothing is deleted. On the wire
+    /// an empty context means "delete what a read sees", which would delete versions the
+    /// caller never saw.
     pub async fn delete_with(
         &self,
         collection: &str,
         key: &str,
         opts: &WriteOptions,
     ) -> Result<WriteResult> {
+        if let Some(c) = opts.context.as_ref().filter(|c| c.is_empty()) {
+            return Ok(WriteResult {
+                context: c.clone(),
+                acknowledged_by: Vec::new(),
+                hinted_for: Vec::new(),
+                coordinator: None,
+                trace: None,
+            });
+        }
         let w = self.write_fields(opts);
         let req = pb::DeleteRequest {
             collection: collection.to_string(),

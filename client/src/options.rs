@@ -203,9 +203,11 @@ impl WriteOptions {
         Self::default()
     }
 
-    /// Supersede the versions this context covers.
+    /// Supersede the versions this context covers. A context that has seen nothing (that
+    /// of a read that found no document) supersedes nothing: a put with it is a blind write
+    /// and a delete with it deletes nothing.
     pub fn context(mut self, c: Context) -> Self {
-        self.context = if c.is_empty() { None } else { Some(c) };
+        self.context = Some(c);
         self
     }
 

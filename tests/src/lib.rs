@@ -11,24 +11,48 @@ use std::time::Duration;
 
 use ringdb_client::{Client, Routing};
 
+pub mod faults;
+pub mod history;
 pub mod sim;
 
-/// Path of a workspace binary built next to the running test.
+/// Path of a workspace binary built next to the running test; panics with what to do
+/// when it is not there.
 pub fn binary(name: &str) -> PathBuf {
-    let var = format!("{}_BIN", name.to_ascii_uppercase().replace('-', "_"));
-    if let Ok(p) = std::env::var(&var) {
-        return PathBuf::from(p);
+    find_binary(name).unwrap_or_else(|looked| {
+        panic!(
+            "{} not found: build the binaries first (`cargo test --workspace` does), or set {}",
+            looked.display(),
+            binary_var(name)
+        )
+    })
+}
+
+fn binary_var(name: &str) -> String {
+    format!("{}_BIN", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Path of a workspace binary: `<NAME>_BIN` if set, else beside the running executable
+/// (a binary of this crate, like the soak runner) or one directory up (a test, which runs
+/// from `target/<profile>/deps`). `Err` carries the path looked at last.
+pub fn find_binary(name: &str) -> Result<PathBuf, PathBuf> {
+    if let Ok(p) = std::env::var(binary_var(name)) {
+        return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().expect("current test executable");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not found: build the binaries first (`cargo test --workspace` does), or set {var}",
-        path.display()
-    );
-    path
+    let exe = std::env::current_exe().expect("current executable");
+    let beside = exe.parent().expect("target dir").join(name);
+    if beside.exists() {
+        return Ok(beside);
+    }
+    let up = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(name);
+    if up.exists() {
+        Ok(up)
+    } else {
+        Err(up)
+    }
 }
 
 /// A free loopback port (bound, read, released).

@@ -4,8 +4,16 @@
 //!
 //! Requests are delivered by calling the destination's `InternodeService` handlers directly,
 //! so everything but sockets and HTTP/2 is the production code path.
+//!
+//! A node can also crash and restart ([`SimCluster::crash`], [`SimCluster::restart`]): its
+//! background tasks stop, its storage and outgoing messages are fenced off at once (so work
+//! still in flight inside it cannot write or send, as in a killed process), peers' messages
+//! to it are refused, and a restart assembles a new incarnation over the same in-memory data.
+//! The in-memory engine keeps everything applied, so a simulated crash models a node whose
+//! writes were all on disk; losing unflushed writes is left to the real-process tests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +22,7 @@ use bytes::Bytes;
 use ringdb_node::api::internode::InternodeService;
 use ringdb_node::coordinator::{Coordinator, Level, WriteOp};
 use ringdb_node::server::{assemble, Assembled, NodeConfig};
-use ringdb_node::storage::{Durability, MemEngine};
+use ringdb_node::storage::{Durability, Engine, MemEngine, Pairs, Space, StorageError};
 use ringdb_node::transport::{Transport, TransportError};
 use ringdb_node::version::{CausalContext, SiblingSet};
 use ringdb_proto::v1::internode_server::Internode;
@@ -125,6 +133,20 @@ impl SimNet {
 pub struct SimTransport {
     net: SimNet,
     from: String,
+    /// Cleared when this incarnation crashes: it sends nothing more.
+    alive: Arc<AtomicBool>,
+}
+
+impl SimTransport {
+    async fn deliver(&self, to: &str) -> Result<Arc<InternodeService>, TransportError> {
+        if !self.alive.load(Ordering::SeqCst) {
+            return Err(TransportError::Unreachable(format!(
+                "{}: crashed (simulated)",
+                self.from
+            )));
+        }
+        self.net.deliver(&self.from, to).await
+    }
 }
 
 #[async_trait]
@@ -135,7 +157,7 @@ impl Transport for SimTransport {
         collection: &str,
         key: &str,
     ) -> Result<Bytes, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         let req = ReplicaReadRequest {
             collection: collection.to_string(),
             key: key.to_string(),
@@ -152,7 +174,7 @@ impl Transport for SimTransport {
         to: &str,
         req: ReplicaWriteRequest,
     ) -> Result<(), TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         svc.replica_write(tonic::Request::new(req)).await?;
         Ok(())
     }
@@ -162,7 +184,7 @@ impl Transport for SimTransport {
         to: &str,
         req: ReplicaWriteBatchRequest,
     ) -> Result<(), TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         svc.replica_write_batch(tonic::Request::new(req)).await?;
         Ok(())
     }
@@ -172,7 +194,7 @@ impl Transport for SimTransport {
         to: &str,
         req: CoordinateWriteRequest,
     ) -> Result<CoordinateWriteResponse, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         Ok(svc
             .coordinate_write(tonic::Request::new(req))
             .await?
@@ -184,7 +206,7 @@ impl Transport for SimTransport {
         to: &str,
         req: FetchRangeRequest,
     ) -> Result<FetchRangeResponse, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         Ok(svc
             .fetch_range(tonic::Request::new(req))
             .await?
@@ -192,12 +214,12 @@ impl Transport for SimTransport {
     }
 
     async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         Ok(svc.gossip(tonic::Request::new(syn)).await?.into_inner())
     }
 
     async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         svc.gossip_finish(tonic::Request::new(ack2)).await?;
         Ok(())
     }
@@ -207,7 +229,7 @@ impl Transport for SimTransport {
         to: &str,
         req: RangeHashesRequest,
     ) -> Result<Vec<u64>, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         Ok(svc
             .range_hashes(tonic::Request::new(req))
             .await?
@@ -220,7 +242,7 @@ impl Transport for SimTransport {
         to: &str,
         req: KeyHashesRequest,
     ) -> Result<Vec<KeyHash>, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         Ok(svc
             .key_hashes(tonic::Request::new(req))
             .await?
@@ -242,12 +264,81 @@ impl Transport for SimTransport {
         to: &str,
         req: ReplicaReadBatchRequest,
     ) -> Result<Vec<Bytes>, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
+        let svc = self.deliver(to).await?;
         Ok(svc
             .replica_read_batch(tonic::Request::new(req))
             .await?
             .into_inner()
             .siblings)
+    }
+}
+
+/// An in-memory engine that stops working the moment its node crashes, so requests still
+/// running inside a crashed incarnation cannot change its data; the data itself outlives
+/// the crash and is used by the next incarnation.
+struct FencedEngine {
+    inner: Arc<MemEngine>,
+    alive: Arc<AtomicBool>,
+}
+
+impl FencedEngine {
+    fn check(&self) -> Result<(), StorageError> {
+        if self.alive.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(StorageError::Io("node crashed (simulated)".into()))
+        }
+    }
+}
+
+impl Engine for FencedEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.check()?;
+        self.inner.get(key)
+    }
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError> {
+        self.check()?;
+        self.inner.put(key, value)
+    }
+    fn delete(&self, key: &[u8]) -> Result<Option<usize>, StorageError> {
+        self.check()?;
+        self.inner.delete(key)
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.flush()
+    }
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.check()?;
+        self.inner.get_meta(key)
+    }
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.put_meta(key, value)
+    }
+    fn for_each_data(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.for_each_data(visit)
+    }
+    fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.aux_put(space, key, value)
+    }
+    fn aux_delete(&self, space: Space, key: &[u8]) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.aux_delete(space, key)
+    }
+    fn aux_scan(&self, space: Space, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        self.check()?;
+        self.inner.aux_scan(space, prefix, limit)
+    }
+    fn next_id(&self) -> Result<u64, StorageError> {
+        self.check()?;
+        self.inner.next_id()
+    }
+    fn scan_data(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        self.check()?;
+        self.inner.scan_data(from, to, limit)
     }
 }
 
@@ -262,6 +353,11 @@ pub struct SimNode {
     /// Its anti-entropy: tests run passes directly.
     pub anti_entropy: Arc<ringdb_node::repair::AntiEntropy>,
     background: Vec<JoinHandle<()>>,
+    /// Its data, which survives a crash.
+    data: Arc<MemEngine>,
+    /// Cleared when this incarnation crashes.
+    alive: Arc<AtomicBool>,
+    config: NodeConfig,
 }
 
 impl SimNode {
@@ -308,6 +404,55 @@ impl SimNode {
     /// This node's own replica of `key`.
     pub async fn local(&self, key: &str) -> SiblingSet {
         self.coordinator.local_get("sim", key).await.unwrap()
+    }
+
+    /// Whether this node is running (not crashed).
+    pub fn is_running(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Assemble a node (new or restarted over `data`) on `net` and start its background
+    /// work; waits until it has finished joining.
+    async fn spawn(net: &SimNet, config: NodeConfig, data: Arc<MemEngine>) -> SimNode {
+        let id = config.node_id.clone();
+        let alive = Arc::new(AtomicBool::new(true));
+        let transport: Arc<dyn Transport> = Arc::new(SimTransport {
+            net: net.clone(),
+            from: id.clone(),
+            alive: alive.clone(),
+        });
+        let engine = Arc::new(FencedEngine {
+            inner: data.clone(),
+            alive: alive.clone(),
+        });
+        let parts: Assembled = assemble(&config, engine, transport.clone(), id.clone())
+            .await
+            .expect("assemble node");
+        net.state
+            .lock()
+            .unwrap()
+            .services
+            .insert(id.clone(), Arc::new(parts.internode_service()));
+        let background = parts.spawn_background(transport, config.seeds.clone());
+        // One topology change at a time: wait until this node has finished joining.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while parts.membership.own_status() != ringdb_node::cluster::STATUS_NORMAL {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} did not finish joining"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        SimNode {
+            id,
+            coordinator: parts.coordinator,
+            membership: parts.membership,
+            anti_entropy: parts.anti_entropy,
+            background,
+            data,
+            alive,
+            config,
+        }
     }
 }
 
@@ -359,42 +504,29 @@ impl SimCluster {
             config.membership.gossip_interval = Duration::from_millis(50);
             config.seeds = vec!["n1".to_string()];
             tweak(&mut config);
-            let transport: Arc<dyn Transport> = Arc::new(SimTransport {
-                net: net.clone(),
-                from: id.clone(),
-            });
-            let parts: Assembled = assemble(
-                &config,
-                Arc::new(MemEngine::default()),
-                transport.clone(),
-                id.clone(),
-            )
-            .await
-            .expect("assemble node");
-            net.state
-                .lock()
-                .unwrap()
-                .services
-                .insert(id.clone(), Arc::new(parts.internode_service()));
-            let background = parts.spawn_background(transport, config.seeds.clone());
-            // One topology change at a time: wait until this node has finished joining.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while parts.membership.own_status() != ringdb_node::cluster::STATUS_NORMAL {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "{id} did not finish joining"
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            nodes.push(SimNode {
-                id,
-                coordinator: parts.coordinator,
-                membership: parts.membership,
-                anti_entropy: parts.anti_entropy,
-                background,
-            });
+            nodes.push(SimNode::spawn(&net, config, Arc::new(MemEngine::default())).await);
         }
         SimCluster { net, nodes }
+    }
+
+    /// Crash `id` as `kill -9` would: its background work stops, requests still running
+    /// inside it can neither touch its data nor send, and peers' messages to it are
+    /// refused. Its data stays for [`restart`](Self::restart).
+    pub fn crash(&mut self, id: &str) {
+        let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");
+        node.alive.store(false, Ordering::SeqCst);
+        for t in node.background.drain(..) {
+            t.abort();
+        }
+        self.net.state.lock().unwrap().services.remove(id);
+    }
+
+    /// Start a crashed node again over its data, as a new incarnation.
+    pub async fn restart(&mut self, id: &str) {
+        let i = self.nodes.iter().position(|n| n.id == id).expect("node id");
+        assert!(!self.nodes[i].is_running(), "{id} is running");
+        let (config, data) = (self.nodes[i].config.clone(), self.nodes[i].data.clone());
+        self.nodes[i] = SimNode::spawn(&self.net, config, data).await;
     }
 
     /// Ids of every node.
@@ -402,10 +534,10 @@ impl SimCluster {
         self.nodes.iter().map(|n| n.id.clone()).collect()
     }
 
-    /// Whether every node has every node in its ring and sees each up exactly when
-    /// `expect_up(observer, target)`.
+    /// Whether every running node has every node in its ring and sees each up exactly
+    /// when `expect_up(observer, target)`.
     pub fn views_are(&self, expect_up: impl Fn(&str, &str) -> bool) -> bool {
-        self.nodes.iter().all(|o| {
+        self.nodes.iter().filter(|o| o.is_running()).all(|o| {
             o.membership.ring().nodes().len() == self.nodes.len()
                 && self
                     .nodes

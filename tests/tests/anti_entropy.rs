@@ -246,3 +246,35 @@ async fn ringdb_admin_repair_brings_a_restarted_replica_up_to_date() {
         "roots differ: {roots:?}"
     );
 }
+
+/// Found by the fault suite (sim seed 1): a pass that asked a peer while its link
+/// black-holed messages waited forever, holding the one-pass-at-a-time lock, so no pass
+/// (background or `ringdb admin repair`) ever ran again on that node. Each exchange now
+/// gives up after the request timeout and the range is retried by the next pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_gives_up_on_a_silent_peer_and_the_next_pass_runs() {
+    let c = SimCluster::start_with(3, 3, |cfg| {
+        cfg.aae.interval = Duration::ZERO;
+        cfg.aae.request_timeout = Duration::from_millis(500);
+    })
+    .await;
+    write_locally(&c, "n1", "silent", r#"{"from":"n1"}"#).await;
+    c.net.set("n1", "n2", Link::Blackhole);
+    let stuck = c.node("n1").anti_entropy.pass(None);
+    let first = tokio::time::timeout(Duration::from_secs(10), stuck)
+        .await
+        .expect("a pass over a black-holed link ends");
+    assert!(first.failed > 0, "{first:?}");
+    c.net.heal();
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.node("n1").anti_entropy.pass(None),
+    )
+    .await
+    .expect("the next pass runs");
+    assert_eq!(second.failed, 0, "{second:?}");
+    assert_eq!(
+        c.node("n2").local("silent").await,
+        c.node("n1").local("silent").await
+    );
+}

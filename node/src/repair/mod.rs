@@ -3,7 +3,7 @@
 //! converge without anybody reading the keys. It also repairs the keys hinted handoff had
 //! to give up on. Paced by a key budget so foreground requests keep their latency.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +35,10 @@ pub struct AaeConfig {
     /// How long a key must have held only tombstones before a purge is considered (lets
     /// in-flight writes, read repairs and hint replays land first).
     pub tombstone_grace: std::time::Duration,
+    /// How long one exchange with a peer may take before the range is given up for this
+    /// pass: a peer that stopped answering (paused, or behind a partition that drops
+    /// packets) must not hold up the pass, and every later one, indefinitely.
+    pub request_timeout: Duration,
 }
 
 impl Default for AaeConfig {
@@ -44,6 +48,7 @@ impl Default for AaeConfig {
             keys_per_sec: 20_000,
             fanout: 16,
             tombstone_grace: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -113,6 +118,9 @@ pub struct AntiEntropy {
     running: tokio::sync::Mutex<()>,
     /// Per (collection, range, peer): when last verified, keys repaired.
     verified: std::sync::Mutex<HashMap<(String, Token, String), RangeVerified>>,
+    /// Peers that let an exchange time out during the current pass: the rest of their
+    /// ranges are skipped (counted as failed) instead of each waiting out the timeout.
+    silent: std::sync::Mutex<HashSet<String>>,
 }
 
 /// Sweep expired documents into tombstones every `every`, a batch at a time; run as a
@@ -195,6 +203,7 @@ impl AntiEntropy {
             stats: AaeStats::default(),
             running: tokio::sync::Mutex::new(()),
             verified: Default::default(),
+            silent: Default::default(),
         }
     }
 
@@ -233,6 +242,32 @@ impl AntiEntropy {
         e.keys_repaired += keys;
     }
 
+    /// Whether the peer at `addr` let an exchange time out during this pass.
+    fn is_silent(&self, addr: &str) -> bool {
+        self.silent.lock().is_ok_and(|s| s.contains(addr))
+    }
+
+    /// One exchange with `peer`, given up after the request timeout.
+    async fn ask<T, E: std::fmt::Display>(
+        &self,
+        peer: &str,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.config.request_timeout, call).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => {
+                if let Ok(mut s) = self.silent.lock() {
+                    s.insert(peer.to_string());
+                }
+                Err(format!(
+                    "{peer}: no answer to {what} in {}ms",
+                    self.config.request_timeout.as_millis()
+                ))
+            }
+        }
+    }
+
     /// Passes forever, `interval` apart; run as a background task.
     pub async fn run(self: Arc<Self>) {
         if self.config.interval.is_zero() {
@@ -259,6 +294,9 @@ impl AntiEntropy {
     /// other live replica, repairing what differs; then the keys recorded for repair.
     pub async fn pass(&self, only: Option<&str>) -> PassReport {
         let _one_at_a_time = self.running.lock().await;
+        if let Ok(mut s) = self.silent.lock() {
+            s.clear();
+        }
         let started = Instant::now();
         let mut report = PassReport::default();
         let mut pace = Pace {
@@ -292,6 +330,11 @@ impl AntiEntropy {
                         continue;
                     };
                     report.ranges += 1;
+                    if self.is_silent(&addr) {
+                        report.failed += 1;
+                        self.stats.ranges_failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     match self.sync_range(&addr, c, first, last, &mut pace).await {
                         Ok((keys, bytes)) => {
                             report.keys_repaired += keys;
@@ -349,10 +392,8 @@ impl AntiEntropy {
                 ranges: batch.iter().map(|(a, b)| wire(*a, *b)).collect(),
             };
             let remote = self
-                .transport
-                .range_hashes(peer, req)
-                .await
-                .map_err(|e| e.to_string())?;
+                .ask(peer, "RangeHashes", self.transport.range_hashes(peer, req))
+                .await?;
             bytes += batch.len() as u64 * 24;
             if remote.len() != batch.len() {
                 return Err(format!(
@@ -400,10 +441,8 @@ impl AntiEntropy {
             range: Some(wire(first, last)),
         };
         let remote = self
-            .transport
-            .key_hashes(peer, req)
-            .await
-            .map_err(|e| e.to_string())?;
+            .ask(peer, "KeyHashes", self.transport.key_hashes(peer, req))
+            .await?;
         // Only the peer's listing crosses the network (key, hash and framing).
         let bytes: u64 = remote.iter().map(|k| k.key.len() as u64 + 12).sum::<u64>() + 24;
         let mut differing: Vec<String> = Vec::new();
@@ -437,17 +476,17 @@ impl AntiEntropy {
         keys: &[String],
     ) -> Result<u64, String> {
         for chunk in keys.chunks(256) {
+            let req = ReplicaReadBatchRequest {
+                collection: collection.to_string(),
+                keys: chunk.to_vec(),
+            };
             let theirs = self
-                .transport
-                .replica_read_batch(
+                .ask(
                     peer,
-                    ReplicaReadBatchRequest {
-                        collection: collection.to_string(),
-                        keys: chunk.to_vec(),
-                    },
+                    "ReplicaReadBatch",
+                    self.transport.replica_read_batch(peer, req),
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let mut entries = Vec::with_capacity(chunk.len());
             for (key, raw) in chunk.iter().zip(theirs) {
                 if !raw.is_empty() {
@@ -473,17 +512,17 @@ impl AntiEntropy {
             }
             self.storage.sync().await.map_err(|e| e.to_string())?;
             if !entries.is_empty() {
-                self.transport
-                    .replica_write_batch(
-                        peer,
-                        ReplicaWriteBatchRequest {
-                            entries,
-                            durability: WireDurability::Durable as i32,
-                            hint_for: String::new(),
-                        },
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let req = ReplicaWriteBatchRequest {
+                    entries,
+                    durability: WireDurability::Durable as i32,
+                    hint_for: String::new(),
+                };
+                self.ask(
+                    peer,
+                    "ReplicaWriteBatch",
+                    self.transport.replica_write_batch(peer, req),
+                )
+                .await?;
             }
         }
         self.stats
@@ -497,7 +536,7 @@ impl AntiEntropy {
     async fn recorded(&self, only: Option<&str>, pace: &mut Pace) -> u64 {
         let mut repaired = 0;
         for (id, addr, up) in self.membership.peers() {
-            if !up {
+            if !up || self.is_silent(&addr) {
                 continue;
             }
             let Ok(keys) = self.hints.needs_repair(&id).await else {
