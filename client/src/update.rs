@@ -20,12 +20,12 @@ pub struct UpdateOptions {
 }
 
 impl Default for UpdateOptions {
-    /// The client's read and write defaults, five attempts, 20 ms first backoff.
+    /// The client's read and write defaults, eight attempts (two busy updaters on one key can collide several times in a row), 20 ms first backoff.
     fn default() -> Self {
         UpdateOptions {
             read: ReadOptions::new(),
             write: WriteOptions::new(),
-            max_attempts: 5,
+            max_attempts: 8,
             backoff: Duration::from_millis(20),
         }
     }
