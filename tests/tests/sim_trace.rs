@@ -245,7 +245,7 @@ async fn a_traced_delete_without_a_context_shows_the_read_it_made_first() {
     traced.result.unwrap();
     let t = traced.trace;
     assert_eq!(t.operation, "delete");
-    assert!(t.note.starts_with("nothing live to delete"), "{t:#?}");
+    assert!(t.note.starts_with("the key is unknown"), "{t:#?}");
     let read = t.read.as_deref().expect("the read's trace");
     assert_eq!(read.operation, "read");
     assert!(t.events.is_empty(), "nothing was written");

@@ -109,3 +109,57 @@ async fn a_replica_away_longer_than_the_grace_cannot_resurrect_a_delete() {
         .collect();
     assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
 }
+
+/// Regression (fault suite, sim seed 3025): a delete that timed out left its tombstone on
+/// one replica; a later blind delete read it through a quorum, saw nothing live, and was
+/// acknowledged without writing, so the next quorum read missed the tombstone and returned
+/// the deleted versions. A blind delete now writes the tombstone to W replicas again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_delete_of_a_half_deleted_key_makes_the_delete_stick() {
+    let c = SimCluster::start_with(3, 3, |cfg| {
+        cfg.hints.max_per_target = 0;
+        cfg.aae.interval = Duration::ZERO;
+    })
+    .await;
+    c.node("n1")
+        .put("k", r#"{"v":1}"#, CausalContext::new(), Level::All)
+        .await
+        .unwrap();
+    // A tombstone on n1 alone (an ALL delete that reached only its coordinator).
+    c.net.isolate("n1", &c.ids(), Link::Refused);
+    c.wait_views(|o, t| o == t || (o != "n1" && t != "n1"))
+        .await;
+    let seen = c.node("n1").local("k").await;
+    let op = WriteOp {
+        collection: "sim".into(),
+        key: "k".into(),
+        value: None,
+        context: CausalContext::new(),
+        level: Level::One,
+        durability: Durability::Durable,
+        timeout: Duration::from_millis(500),
+        expires_ms: None,
+    };
+    c.node("n1")
+        .coordinator
+        .delete(op, Some(seen.context().clone()))
+        .await
+        .unwrap();
+    c.net.heal();
+    c.wait_views(|_, _| true).await;
+    // n1 and n2 answer the blind delete's read: nothing live. It must still write: read
+    // repair would tell n2 too, but only later (here: 300 ms later), while the delete has
+    // been acknowledged already.
+    c.net.set("n1", "n3", Link::Refused);
+    c.net.set("n3", "n1", Link::Refused);
+    c.net
+        .set("n1", "n2", Link::Slow(Duration::from_millis(300)));
+    delete(&c, "n1", "k").await;
+    // A quorum read that misses n1 (n3 and n2 answer) must see the delete.
+    let read = c.node("n3").get("k", Level::Quorum).await.unwrap();
+    assert_eq!(
+        read.live_values().count(),
+        0,
+        "the acknowledged delete is not visible to a quorum without n1"
+    );
+}

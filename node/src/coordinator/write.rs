@@ -337,9 +337,11 @@ impl Coordinator {
                         first.as_ref(),
                     )
                     .await;
-                let live = seen
-                    .as_ref()
-                    .is_ok_and(|s: &SiblingSet| s.live_values().next().is_some());
+                // Nothing to write only when the key is unknown to the read quorum. A key
+                // whose versions are all deleted may hold that tombstone on fewer than W
+                // replicas (an earlier delete that timed out): acknowledging without writing
+                // would let the next quorum read miss it, so the tombstone is written again.
+                let live = seen.as_ref().is_ok_and(|s: &SiblingSet| !s.is_empty());
                 if let (Some(rec), Some(first)) = (tracer, &first) {
                     let read = first.snapshot();
                     rec.update(|t| {
@@ -350,7 +352,7 @@ impl Coordinator {
                             t.level = op.level.to_proto() as i32;
                             t.required = read.required;
                             if seen.is_ok() {
-                                t.note = "nothing live to delete: nothing was written".into();
+                                t.note = "the key is unknown: nothing was written".into();
                             }
                         }
                         t.read = Some(Box::new(read));
@@ -358,7 +360,7 @@ impl Coordinator {
                 }
                 let seen = seen?;
                 if !live {
-                    // Nothing live to delete: deleting is already done.
+                    // Nobody ever wrote the key (as far as a quorum knows): nothing to delete.
                     return Ok(WriteReply {
                         context: seen.context().clone(),
                         acknowledged_by: Vec::new(),
