@@ -82,15 +82,16 @@ impl Internode for InternodeService {
         }
         let storage = self.coordinator.storage();
         let err = crate::error::Error::from;
-        let mut resp = TombstonesResponse {
-            hinted: self
+        let mut resp = TombstonesResponse::default();
+        if r.purge_if.is_empty() {
+            // Only a check needs the (full) hint scan; a purge follows a check.
+            resp.hinted = self
                 .coordinator
                 .hints()
                 .holds_hints_for(&r.collection, &r.keys)
                 .await
-                .map_err(err)?,
-            ..Default::default()
-        };
+                .map_err(err)?;
+        }
         for (i, k) in r.keys.iter().enumerate() {
             match r.purge_if.get(i) {
                 Some(h) => resp

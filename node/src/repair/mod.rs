@@ -308,7 +308,7 @@ impl AntiEntropy {
         let ring = self.membership.ring();
         let schema = self.membership.schema();
         let mut collections: Vec<String> = schema.all().into_iter().map(|d| d.name).collect();
-        for (c, _) in self.storage.trees().roots() {
+        for c in self.storage.trees().collections() {
             if !collections.contains(&c) {
                 collections.push(c);
             }

@@ -78,6 +78,16 @@ impl Trees {
             .toggle(segment_of(t), entry_hash(storage_key, old));
     }
 
+    /// The collections that hold anything on this replica.
+    pub fn collections(&self) -> Vec<String> {
+        self.by_collection
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Each collection's root hash, sorted by name (equal on replicas holding equal data
     /// when they replicate the same ranges).
     pub fn roots(&self) -> Vec<(String, u64)> {

@@ -43,6 +43,20 @@ pub(super) enum Job {
     },
 }
 
+impl Job {
+    /// After the shutdown checkpoint: answer a write with `Stopped`, pass anything else on.
+    fn refuse_writes(self) -> Option<Job> {
+        // A caller that went away does not need the answer.
+        match self {
+            Job::Merge { reply, .. } => drop(reply.send(Err(StorageError::Stopped))),
+            Job::Mint { reply, .. } => drop(reply.send(Err(StorageError::Stopped))),
+            Job::Purge { reply, .. } => drop(reply.send(Err(StorageError::Stopped))),
+            other => return Some(other),
+        }
+        None
+    }
+}
+
 /// A write applied in memory and waiting for the next group flush.
 pub(super) enum FlushWaiter {
     Unit(Reply<()>),
@@ -167,6 +181,14 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
         }
     };
     for job in jobs {
+        let job = if closed.load(Ordering::Acquire) {
+            match job.refuse_writes() {
+                Some(j) => j,
+                None => continue,
+            }
+        } else {
+            job
+        };
         match job {
             Job::Run(f) => f(engine),
             Job::Read { key, reply } => {
@@ -178,10 +200,6 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                 durability,
                 reply,
             } => {
-                if closed.load(Ordering::Acquire) {
-                    let _ = reply.send(Err(StorageError::Stopped));
-                    continue;
-                }
                 let r = load(engine, &key).and_then(|(mut cur, old)| {
                     cur.merge(&incoming);
                     // The encoding is canonical: equal bytes mean the merge changed nothing.
@@ -200,11 +218,7 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                 }
             }
             Job::Purge { key, hash, reply } => {
-                let r = if closed.load(Ordering::Acquire) {
-                    Err(StorageError::Stopped)
-                } else {
-                    purge(engine, &stats, &trees, &key, hash)
-                };
+                let r = purge(engine, &stats, &trees, &key, hash);
                 let _ = reply.send(r);
             }
             Job::Mint {
@@ -213,10 +227,6 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                 durability,
                 reply,
             } => {
-                if closed.load(Ordering::Acquire) {
-                    let _ = reply.send(Err(StorageError::Stopped));
-                    continue;
-                }
                 let r = load(engine, &key).and_then(|(mut cur, old)| {
                     let context =
                         cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
