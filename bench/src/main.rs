@@ -104,6 +104,17 @@ struct Args {
     /// (the given hosts in rotation).
     #[arg(long, value_enum, default_value_t = RoutingArg::Token)]
     routing: RoutingArg,
+
+    /// Whether the client multiplexes requests on one stream per node (`on`) or makes a
+    /// gRPC call per request (`off`).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pipelining: Switch,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -318,6 +329,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let client = Client::builder(&args.hosts)
         .routing(routing)
+        .pipelining(args.pipelining == Switch::On)
         .connect()
         .await
         .context("cannot connect")?;
@@ -432,6 +444,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "read_consistency": a.read_consistency.to_string(),
         "write_consistency": a.write_consistency.to_string(),
         "routing": format!("{:?}", a.routing).to_lowercase(),
+        "pipelining": a.pipelining == Switch::On,
     });
     println!("{summary}");
     Ok(())

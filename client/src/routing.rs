@@ -31,6 +31,10 @@ use crate::{Error, Result};
 /// Largest message the client accepts (a read can return several large siblings).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
+/// HTTP/2 receive window: a pipeline's answers to many requests share one stream, which
+/// the 64 KiB default would throttle.
+const WINDOW: u32 = 2 * 1024 * 1024;
+
 /// How long a node that refused a connection is tried only after the others.
 const SUSPECT_FOR: Duration = Duration::from_secs(3);
 
@@ -59,6 +63,7 @@ pub enum Routing {
 pub(crate) struct Node {
     pub(crate) client: ClientClient<Channel>,
     pub(crate) admin: AdminClient<Channel>,
+    pub(crate) pipe: Arc<crate::pipe::Slot>,
 }
 
 fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint> {
@@ -71,6 +76,8 @@ fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint> {
         .map_err(|e| Error::InvalidArgument(format!("bad node address {addr:?}: {e}")))?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_while_idle(true))
 }
@@ -84,6 +91,7 @@ impl Node {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             admin: AdminClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
+            pipe: Arc::default(),
         })
     }
 }

@@ -422,6 +422,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .map_err(|e| StartError::Server(e.to_string()))?;
     let client_limit = config.max_document_bytes + 1024 * 1024;
     let router = tonic::transport::Server::builder()
+        .initial_stream_window_size(crate::transport::grpc::STREAM_WINDOW)
+        .initial_connection_window_size(crate::transport::grpc::CONNECTION_WINDOW)
         .add_service(
             ClientServer::new(ClientService::new(
                 coordinator.clone(),

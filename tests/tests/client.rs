@@ -410,3 +410,93 @@ async fn the_client_learns_of_a_new_node_by_itself() {
     })
     .await;
 }
+
+/// Many requests in flight on one node's pipeline each get their own answer, errors
+/// included, exactly as with a gRPC call per request; and the pipeline comes back after
+/// the node restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_answer_as_unary_calls_do_and_survive_a_restart() {
+    let mut cluster = Cluster::start(3).await;
+    let address = cluster.nodes[0].address.clone();
+    let connect = |pipelined: bool| {
+        let address = address.clone();
+        async move {
+            Client::builder([address.as_str()])
+                .routing(Routing::RoundRobin)
+                .pipelining(pipelined)
+                .connect()
+                .await
+                .unwrap()
+        }
+    };
+    let (piped, unary) = (connect(true).await, connect(false).await);
+
+    // 300 writes at once on one stream; each answer belongs to its own request.
+    let writes = (0..300).map(|i| {
+        let c = piped.clone();
+        async move { c.put("pipe", &format!("k{i}"), &json!({"i": i})).await }
+    });
+    for (i, w) in futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let w = w.unwrap_or_else(|e| panic!("write {i}: {e}"));
+        assert!(w.acknowledged_by.len() >= 2, "k{i}: {w:?}");
+    }
+    let reads = (0..300).map(|i| {
+        let (p, u) = (piped.clone(), unary.clone());
+        async move {
+            let key = format!("k{i}");
+            (
+                i,
+                p.get("pipe", &key).await.unwrap(),
+                u.get("pipe", &key).await.unwrap(),
+            )
+        }
+    });
+    for (i, p, u) in futures::future::join_all(reads).await {
+        assert_eq!(p.values, vec![json!({"i": i})], "k{i} pipelined");
+        assert_eq!(p.values, u.values, "k{i}");
+        assert_eq!(p.context, u.context, "k{i}");
+    }
+
+    // A bad request fails alone, with the unary call's error.
+    let bad = bytes::Bytes::from_static(b"[1, 2]");
+    let (p, u) = (
+        piped
+            .put_raw("pipe", "bad", bad.clone(), &WriteOptions::new())
+            .await,
+        unary
+            .put_raw("pipe", "bad", bad, &WriteOptions::new())
+            .await,
+    );
+    match (p, u) {
+        (Err(Error::InvalidArgument(p)), Err(Error::InvalidArgument(u))) => assert_eq!(p, u),
+        other => panic!("expected INVALID_ARGUMENT from both, got {other:?}"),
+    }
+    piped
+        .put("pipe", "after-bad", &json!({"ok": true}))
+        .await
+        .unwrap();
+
+    // The node restarts: its old stream is gone, the next requests open a new one.
+    cluster.node("n1").kill9();
+    cluster.node("n1").restart().await;
+    cluster.wait_all_up().await;
+    wait_until(
+        Duration::from_secs(20),
+        "a pipelined write after the restart",
+        || {
+            let c = piped.clone();
+            async move {
+                c.put("pipe", "after-restart", &json!({"ok": 1}))
+                    .await
+                    .is_ok()
+            }
+        },
+    )
+    .await;
+    let r = piped.get("pipe", "k7").await.unwrap();
+    assert_eq!(r.values, vec![json!({"i": 7})]);
+}

@@ -5,14 +5,19 @@ use std::sync::Arc;
 
 use ringdb_proto::v1::client_server::Client;
 use ringdb_proto::v1::{
-    DeleteRequest, DeleteResponse, GetRequest, GetResponse, PutRequest, PutResponse,
+    client_request, client_response, ClientRequest, ClientRequests, ClientResponse,
+    ClientResponses, DeleteRequest, DeleteResponse, GetRequest, GetResponse, PutRequest,
+    PutResponse,
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::pipeline::{self, Answers};
 
 use crate::coordinator::validate::{self, context_token};
 use crate::coordinator::{Coordinator, Level, WriteOp};
 
 /// Serves `ringdb.v1.Client`.
+#[derive(Clone)]
 pub struct ClientService {
     coordinator: Arc<Coordinator>,
     max_document_bytes: usize,
@@ -28,8 +33,54 @@ impl ClientService {
     }
 }
 
+impl ClientService {
+    /// One pipelined request, answered exactly as its unary call would be.
+    async fn answer(&self, req: ClientRequest) -> ClientResponse {
+        use client_response::Result as R;
+        let result = match req.op {
+            Some(client_request::Op::Get(r)) => self
+                .get(Request::new(r))
+                .await
+                .map(|a| R::Get(a.into_inner())),
+            Some(client_request::Op::Put(r)) => self
+                .put(Request::new(r))
+                .await
+                .map(|a| R::Put(a.into_inner())),
+            Some(client_request::Op::Delete(r)) => self
+                .delete(Request::new(r))
+                .await
+                .map(|a| R::Delete(a.into_inner())),
+            None => Err(Status::invalid_argument(
+                "pipeline request without an operation",
+            )),
+        };
+        ClientResponse {
+            id: req.id,
+            result: Some(result.unwrap_or_else(|s| R::Failure(pipeline::failure(s)))),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Client for ClientService {
+    type PipelineStream = Answers<ClientResponses>;
+
+    async fn pipeline(
+        &self,
+        req: Request<Streaming<ClientRequests>>,
+    ) -> Result<Response<Self::PipelineStream>, Status> {
+        let service = self.clone();
+        Ok(Response::new(pipeline::serve(
+            req.into_inner(),
+            |m: ClientRequests| m.requests,
+            move |r: ClientRequest| {
+                let service = service.clone();
+                async move { service.answer(r).await }
+            },
+            |responses| ClientResponses { responses },
+        )))
+    }
+
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let r = req.into_inner();
         validate::collection(&r.collection)?;

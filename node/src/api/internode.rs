@@ -42,6 +42,18 @@ fn bad(e: impl std::fmt::Display) -> Status {
 
 #[tonic::async_trait]
 impl Internode for InternodeService {
+    type PipelineStream = super::pipeline::Answers<ringdb_proto::v1::PipeResponses>;
+
+    async fn pipeline(
+        &self,
+        req: Request<tonic::Streaming<ringdb_proto::v1::PipeRequests>>,
+    ) -> Result<Response<Self::PipelineStream>, Status> {
+        Ok(Response::new(super::pipeline::serve_replica(
+            self.coordinator.storage().clone(),
+            req.into_inner(),
+        )))
+    }
+
     async fn replica_read(
         &self,
         req: Request<ReplicaReadRequest>,

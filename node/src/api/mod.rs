@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod client;
 pub mod internode;
+pub mod pipeline;
 
 use std::time::Duration;
 

@@ -1,28 +1,40 @@
 //! The production transport: one lazily connected HTTP/2 channel per peer address.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::internode_client::InternodeClient;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
-    ReplicaReadBatchRequest, ReplicaReadRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
-    TombstonesRequest, TombstonesResponse,
+    pipe_request, pipe_response, CoordinateWriteRequest, CoordinateWriteResponse, Failure,
+    FetchRangeRequest, FetchRangeResponse, GossipAck, GossipAck2, GossipSyn, KeyHash,
+    KeyHashesRequest, RangeHashesRequest, ReplicaReadBatchRequest, ReplicaReadRequest,
+    ReplicaWriteBatchRequest, ReplicaWriteRequest, TombstonesRequest, TombstonesResponse,
 };
 use tonic::transport::{Channel, Endpoint};
 
+use super::pipe::Pipe;
 use super::{Transport, TransportError};
 
 /// Largest internode message: a sibling set can hold several maximum-size documents.
 pub const MAX_INTERNODE_MESSAGE: usize = 256 * 1024 * 1024;
 
+/// Largest replica write sent on the shared pipeline; bigger ones get a call of their own so
+/// they do not hold up the small requests queued behind them.
+const MAX_PIPELINED_WRITE: usize = 1024 * 1024;
+
+/// HTTP/2 receive windows for peer traffic: a pipeline carries hundreds of requests at once,
+/// and the 64 KiB default would cap how many can be in the air.
+pub const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+/// See [`STREAM_WINDOW`]; the connection window covers all streams to one peer.
+pub const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 /// gRPC peer channels, created on first use and reused.
 pub struct GrpcTransport {
     clients: RwLock<HashMap<String, InternodeClient<Channel>>>,
+    pipes: RwLock<HashMap<String, Arc<Pipe>>>,
     connect_timeout: Duration,
 }
 
@@ -31,6 +43,7 @@ impl GrpcTransport {
     pub fn new(connect_timeout: Duration) -> Self {
         GrpcTransport {
             clients: RwLock::new(HashMap::new()),
+            pipes: RwLock::new(HashMap::new()),
             connect_timeout,
         }
     }
@@ -43,6 +56,8 @@ impl GrpcTransport {
             .map_err(|e| TransportError::Unreachable(format!("bad peer address {to}: {e}")))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_while_idle(true);
         let client = InternodeClient::new(endpoint.connect_lazy())
@@ -52,6 +67,42 @@ impl GrpcTransport {
             m.insert(to.to_string(), client.clone());
         }
         Ok(client)
+    }
+
+    /// The peer's pipeline, opened (or reopened after it broke) on demand.
+    fn pipe(&self, to: &str) -> Result<Arc<Pipe>, TransportError> {
+        if let Some(p) = self.pipes.read().ok().and_then(|m| m.get(to).cloned()) {
+            if !p.is_broken() {
+                return Ok(p);
+            }
+        }
+        let client = self.client(to)?;
+        let mut pipes = self
+            .pipes
+            .write()
+            .map_err(|_| TransportError::Unreachable("pipeline table poisoned".into()))?;
+        if let Some(p) = pipes.get(to) {
+            if !p.is_broken() {
+                return Ok(p.clone());
+            }
+        }
+        let pipe = Pipe::open(client);
+        pipes.insert(to.to_string(), pipe.clone());
+        Ok(pipe)
+    }
+}
+
+fn failure(f: Failure) -> TransportError {
+    TransportError::Rejected {
+        code: tonic::Code::from_i32(f.code),
+        message: f.message,
+    }
+}
+
+fn unexpected(what: &str) -> TransportError {
+    TransportError::Rejected {
+        code: tonic::Code::Internal,
+        message: format!("peer answered a {what} with something else"),
     }
 }
 
@@ -67,12 +118,11 @@ impl Transport for GrpcTransport {
             collection: collection.to_string(),
             key: key.to_string(),
         };
-        Ok(self
-            .client(to)?
-            .replica_read(req)
-            .await?
-            .into_inner()
-            .siblings)
+        match self.pipe(to)?.call(pipe_request::Op::Read(req)).await? {
+            pipe_response::Result::Read(r) => Ok(r.siblings),
+            pipe_response::Result::Failure(f) => Err(failure(f)),
+            _ => Err(unexpected("read")),
+        }
     }
 
     async fn replica_write(
@@ -80,8 +130,15 @@ impl Transport for GrpcTransport {
         to: &str,
         req: ReplicaWriteRequest,
     ) -> Result<(), TransportError> {
-        self.client(to)?.replica_write(req).await?;
-        Ok(())
+        if req.siblings.len() > MAX_PIPELINED_WRITE {
+            self.client(to)?.replica_write(req).await?;
+            return Ok(());
+        }
+        match self.pipe(to)?.call(pipe_request::Op::Write(req)).await? {
+            pipe_response::Result::Write(_) => Ok(()),
+            pipe_response::Result::Failure(f) => Err(failure(f)),
+            _ => Err(unexpected("write")),
+        }
     }
 
     async fn replica_write_batch(

@@ -2,6 +2,7 @@
 //! delay and drop messages deterministically without sockets.
 
 pub mod grpc;
+pub(crate) mod pipe;
 
 use async_trait::async_trait;
 use bytes::Bytes;
