@@ -109,6 +109,12 @@ struct Args {
     /// gRPC call per request (`off`).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pipelining: Switch,
+
+    /// Target operations per second across all workers (0: as fast as the cluster answers).
+    /// Operations start on a fixed schedule and latency counts from the scheduled start, so
+    /// a stall shows in the percentiles instead of silently pausing the load.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -271,6 +277,12 @@ async fn one(
 async fn worker(s: Arc<Shared>, seed: u64) -> Tally {
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let mut tally = Tally::new();
+    // Paced: each worker owns an equal share of the rate, starting at a random offset so
+    // the workers do not fire together.
+    let interval = (s.args.rate > 0.0)
+        .then(|| Duration::from_secs_f64(s.args.concurrency as f64 / s.args.rate));
+    let mut next_start =
+        interval.map(|i| tokio::time::Instant::now() + i.mul_f64(rng.gen::<f64>()));
     while !s.stop.load(Ordering::Relaxed) {
         let (op, k) = match s.args.workload {
             Workload::Load => {
@@ -297,7 +309,15 @@ async fn worker(s: Arc<Shared>, seed: u64) -> Tally {
                 break;
             }
         }
-        let t = Instant::now();
+        let t = match (next_start.as_mut(), interval) {
+            (Some(at), Some(every)) => {
+                tokio::time::sleep_until(*at).await;
+                let scheduled = at.into_std();
+                *at += every;
+                scheduled
+            }
+            _ => Instant::now(),
+        };
         match one(&s, op, k, &mut rng).await {
             Ok(()) => {
                 let us = t.elapsed().as_micros() as u64;
@@ -445,6 +465,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "write_consistency": a.write_consistency.to_string(),
         "routing": format!("{:?}", a.routing).to_lowercase(),
         "pipelining": a.pipelining == Switch::On,
+        "target_rate": a.rate,
     });
     println!("{summary}");
     Ok(())
