@@ -9,6 +9,7 @@ use ringdb_proto::v1::{
     ClientResponses, DeleteRequest, DeleteResponse, GetRequest, GetResponse, PutRequest,
     PutResponse,
 };
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::pipeline::{self, Answers};
@@ -21,15 +22,31 @@ use crate::coordinator::{Coordinator, Level, WriteOp};
 pub struct ClientService {
     coordinator: Arc<Coordinator>,
     max_document_bytes: usize,
+    admission: Arc<Semaphore>,
 }
 
 impl ClientService {
     /// Serve client requests through `coordinator`.
     pub fn new(coordinator: Arc<Coordinator>, max_document_bytes: usize) -> Self {
+        let limit = coordinator.config().max_client_requests;
         ClientService {
             coordinator,
             max_document_bytes,
+            admission: Arc::new(Semaphore::new(limit)),
         }
+    }
+
+    /// A place among the requests this node coordinates, or `RESOURCE_EXHAUSTED` at once
+    /// when all are taken: an overloaded node answers fast instead of queueing work that
+    /// would time out (and leave hints behind) anyway.
+    fn admit(&self) -> Result<SemaphorePermit<'_>, Status> {
+        self.admission.try_acquire().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "node {} is overloaded: {} requests in progress; retry later or on another node",
+                self.coordinator.node_id(),
+                self.coordinator.config().max_client_requests
+            ))
+        })
     }
 }
 
@@ -82,6 +99,7 @@ impl Client for ClientService {
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = req.into_inner();
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;
@@ -109,6 +127,7 @@ impl Client for ClientService {
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = req.into_inner();
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;
@@ -142,6 +161,7 @@ impl Client for ClientService {
         &self,
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
+        let _admitted = self.admit()?;
         let r = req.into_inner();
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;

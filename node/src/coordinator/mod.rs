@@ -53,6 +53,9 @@ pub struct CoordinatorConfig {
     /// A read first asks only as many replicas as its level needs; the others are asked too
     /// if the level is not met within this time (or one of the first fails).
     pub speculative_retry: Duration,
+    /// Client requests this node coordinates at once; past this they are refused at once
+    /// with `RESOURCE_EXHAUSTED` instead of queueing until they time out.
+    pub max_client_requests: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -61,6 +64,7 @@ impl Default for CoordinatorConfig {
             replication_factor: 3,
             request_timeout: Duration::from_secs(2),
             speculative_retry: Duration::from_millis(50),
+            max_client_requests: 512,
         }
     }
 }

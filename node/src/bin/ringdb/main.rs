@@ -72,6 +72,10 @@ struct ServeArgs {
     /// Milliseconds before a read also asks the replicas beyond those its level needs.
     #[arg(long, default_value_t = 50)]
     speculative_retry_ms: u64,
+    /// Client requests coordinated at once; beyond it requests are refused with
+    /// RESOURCE_EXHAUSTED (overload protection) rather than queued.
+    #[arg(long, default_value_t = 512)]
+    max_client_requests: usize,
     /// Largest document accepted, in bytes.
     #[arg(long, default_value_t = ringdb_node::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES)]
     max_document_bytes: usize,
@@ -134,6 +138,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.coordinator.replication_factor = a.replication_factor;
     config.coordinator.request_timeout = Duration::from_millis(a.request_timeout_ms.max(1));
     config.coordinator.speculative_retry = Duration::from_millis(a.speculative_retry_ms);
+    config.coordinator.max_client_requests = a.max_client_requests.max(1);
     config.hints.max_per_target = a.max_hints_per_target;
     config.hints.max_age = Duration::from_secs(a.max_hint_age_secs);
     config.aae.interval = Duration::from_secs(a.aae_interval_secs);
