@@ -111,8 +111,9 @@ struct Args {
     pipelining: Switch,
 
     /// Target operations per second across all workers (0: as fast as the cluster answers).
-    /// Operations start on a fixed schedule and latency counts from the scheduled start, so
-    /// a stall shows in the percentiles instead of silently pausing the load.
+    /// Operations start on a fixed schedule; an operation that starts late because earlier
+    /// ones were slow counts its latency from its scheduled start, so a stall shows in the
+    /// percentiles instead of silently pausing the load.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
 }
@@ -311,10 +312,18 @@ async fn worker(s: Arc<Shared>, seed: u64) -> Tally {
         }
         let t = match (next_start.as_mut(), interval) {
             (Some(at), Some(every)) => {
-                tokio::time::sleep_until(*at).await;
-                let scheduled = at.into_std();
+                let scheduled = *at;
                 *at += every;
-                scheduled
+                if tokio::time::Instant::now() < scheduled {
+                    // On time: the timer's millisecond granularity is not the cluster's
+                    // latency, so count from when the operation actually starts.
+                    tokio::time::sleep_until(scheduled).await;
+                    Instant::now()
+                } else {
+                    // Behind schedule because earlier operations were slow: count from
+                    // the scheduled start (no coordinated omission).
+                    scheduled.into_std()
+                }
             }
             _ => Instant::now(),
         };

@@ -8,7 +8,11 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_past_its_request_limit_refuses_at_once_and_recovers() {
-    let cluster = Cluster::start_with(1, &["--max-client-requests", "2", "--replication-factor", "1"]).await;
+    let cluster = Cluster::start_with(
+        1,
+        &["--max-client-requests", "2", "--replication-factor", "1"],
+    )
+    .await;
     let client = Client::builder([cluster.nodes[0].address.as_str()])
         .routing(Routing::RoundRobin)
         .retry(RetryPolicy::none())
@@ -22,7 +26,11 @@ async fn a_node_past_its_request_limit_refuses_at_once_and_recovers() {
         async move { c.put("load", &format!("k{i}"), &json!({"i": i})).await }
     });
     let (mut ok, mut refused) = (Vec::new(), 0);
-    for (i, r) in futures::future::join_all(writes).await.into_iter().enumerate() {
+    for (i, r) in futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         match r {
             Ok(_) => ok.push(i),
             Err(Error::Overloaded(m)) => {
@@ -32,7 +40,10 @@ async fn a_node_past_its_request_limit_refuses_at_once_and_recovers() {
             Err(e) => panic!("write {i}: expected success or RESOURCE_EXHAUSTED, got {e}"),
         }
     }
-    assert!(refused > 0, "nothing was refused with 200 writes against a limit of 2");
+    assert!(
+        refused > 0,
+        "nothing was refused with 200 writes against a limit of 2"
+    );
     assert!(!ok.is_empty(), "every write was refused");
     // What was acknowledged is there; what was refused was not written.
     for i in 0..200 {
@@ -40,7 +51,11 @@ async fn a_node_past_its_request_limit_refuses_at_once_and_recovers() {
         if ok.contains(&i) {
             assert_eq!(r.values, vec![json!({"i": i})], "k{i}");
         } else {
-            assert!(r.values.is_empty(), "k{i} was refused but is there: {:?}", r.values);
+            assert!(
+                r.values.is_empty(),
+                "k{i} was refused but is there: {:?}",
+                r.values
+            );
         }
     }
 }

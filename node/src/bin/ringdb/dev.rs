@@ -61,7 +61,10 @@ fn terminate(child: &Child) {
 
 /// `flag value` unless the user passed the flag after `--` (theirs wins).
 fn sized<'a>(flag: &'a str, value: &'a str, serve_args: &[String]) -> Vec<&'a str> {
-    if serve_args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+    if serve_args
+        .iter()
+        .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    {
         Vec::new()
     } else {
         vec![flag, value]
