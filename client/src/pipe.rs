@@ -76,7 +76,10 @@ impl Pipe {
             next_id: AtomicU64::new(0),
             state: Mutex::new(State::default()),
         });
-        let reader = pipe.clone();
+        // The reader holds the pipe weakly: once the client drops it, the queue's sender goes,
+        // the request stream ends, the node ends its answers and this task and its
+        // connection end too.
+        let reader = Arc::downgrade(&pipe);
         tokio::spawn(async move {
             let outbound = batches(rx).map(|requests| pb::ClientRequests { requests });
             let why = match client.pipeline(outbound).await {
@@ -85,7 +88,10 @@ impl Pipe {
                     let mut inbound = resp.into_inner();
                     loop {
                         match inbound.message().await {
-                            Ok(Some(m)) => reader.deliver(m.responses),
+                            Ok(Some(m)) => match reader.upgrade() {
+                                Some(pipe) => pipe.deliver(m.responses),
+                                None => return,
+                            },
                             Ok(None) => break Status::unavailable("node closed the pipeline"),
                             Err(status) => break status,
                         }
@@ -93,7 +99,9 @@ impl Pipe {
                 }
             };
             tracing::debug!(error = %why, "pipeline ended");
-            reader.break_with(why);
+            if let Some(pipe) = reader.upgrade() {
+                pipe.break_with(why);
+            }
         });
         pipe
     }
@@ -284,6 +292,119 @@ mod tests {
         ) -> std::result::Result<Response<pb::DeleteResponse>, Status> {
             Err(Status::failed_precondition("read only"))
         }
+    }
+
+    /// A node that answers gets on its pipeline and says when a client's stream ends.
+    struct Echo(Arc<tokio::sync::Notify>);
+
+    #[tonic::async_trait]
+    impl ClientApi for Echo {
+        type PipelineStream = Pin<
+            Box<
+                dyn futures::Stream<Item = std::result::Result<pb::ClientResponses, Status>> + Send,
+            >,
+        >;
+
+        async fn pipeline(
+            &self,
+            req: Request<Streaming<pb::ClientRequests>>,
+        ) -> std::result::Result<Response<Self::PipelineStream>, Status> {
+            let (ended, mut inbound) = (self.0.clone(), req.into_inner());
+            let answers = async_answers(
+                move || async move {
+                    match inbound.message().await {
+                        Ok(Some(m)) => Some((m, inbound)),
+                        _ => None,
+                    }
+                },
+                ended,
+            );
+            Ok(Response::new(answers))
+        }
+
+        async fn get(
+            &self,
+            _: Request<pb::GetRequest>,
+        ) -> std::result::Result<Response<pb::GetResponse>, Status> {
+            Err(Status::internal("the pipeline should have carried this"))
+        }
+
+        async fn put(
+            &self,
+            _: Request<pb::PutRequest>,
+        ) -> std::result::Result<Response<pb::PutResponse>, Status> {
+            Err(Status::internal("unused"))
+        }
+
+        async fn delete(
+            &self,
+            _: Request<pb::DeleteRequest>,
+        ) -> std::result::Result<Response<pb::DeleteResponse>, Status> {
+            Err(Status::internal("unused"))
+        }
+    }
+
+    /// Answers every get in each incoming message; notifies `ended` when the client's
+    /// stream ends.
+    fn async_answers<F, Fut>(
+        first: F,
+        ended: Arc<tokio::sync::Notify>,
+    ) -> Pin<Box<dyn futures::Stream<Item = std::result::Result<pb::ClientResponses, Status>> + Send>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<
+                Output = Option<(pb::ClientRequests, Streaming<pb::ClientRequests>)>,
+            > + Send
+            + 'static,
+    {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut next = first().await;
+            while let Some((m, mut inbound)) = next {
+                let responses = m
+                    .requests
+                    .into_iter()
+                    .map(|r| pb::ClientResponse {
+                        id: r.id,
+                        result: Some(Answer::Get(pb::GetResponse {
+                            coordinator: "echo".into(),
+                            ..Default::default()
+                        })),
+                    })
+                    .collect();
+                let _ = tx.send(Ok(pb::ClientResponses { responses })).await;
+                next = match inbound.message().await {
+                    Ok(Some(m)) => Some((m, inbound)),
+                    _ => None,
+                };
+            }
+            ended.notify_one();
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    #[tokio::test]
+    async fn dropping_the_client_ends_its_pipelines() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let ended = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(ClientServer::new(Echo(ended.clone())))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let client = Client::builder([address.as_str()])
+            .routing(crate::Routing::RoundRobin)
+            .retry(RetryPolicy::none())
+            .connect()
+            .await
+            .unwrap();
+        let r = client.get("c", "k").await.unwrap();
+        assert_eq!(r.coordinator.as_deref(), Some("echo"));
+        drop(client);
+        tokio::time::timeout(std::time::Duration::from_secs(10), ended.notified())
+            .await
+            .expect("the node's pipeline is still open after the client was dropped");
     }
 
     #[tokio::test]

@@ -68,7 +68,8 @@ impl Pipe {
             next_id: AtomicU64::new(0),
             state: Mutex::new(State::default()),
         });
-        let reader = pipe.clone();
+        // Held weakly, so a dropped pipe ends its stream, this task and the connection.
+        let reader = Arc::downgrade(&pipe);
         tokio::spawn(async move {
             let outbound = batched(rx, MAX_BATCH).map(|requests| PipeRequests { requests });
             let why = match client.pipeline(outbound).await {
@@ -77,7 +78,10 @@ impl Pipe {
                     let mut inbound = resp.into_inner();
                     loop {
                         match inbound.message().await {
-                            Ok(Some(answers)) => reader.deliver(answers.responses),
+                            Ok(Some(answers)) => match reader.upgrade() {
+                                Some(pipe) => pipe.deliver(answers.responses),
+                                None => return,
+                            },
                             Ok(None) => {
                                 break TransportError::Unreachable(
                                     "peer closed the pipeline".into(),
@@ -89,7 +93,9 @@ impl Pipe {
                 }
             };
             tracing::debug!(error = %why, "peer pipeline ended");
-            reader.break_with(why);
+            if let Some(pipe) = reader.upgrade() {
+                pipe.break_with(why);
+            }
         });
         pipe
     }
