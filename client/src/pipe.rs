@@ -93,7 +93,7 @@ impl Pipe {
                                 None => return,
                             },
                             Ok(None) => break Status::unavailable("node closed the pipeline"),
-                            Err(status) => break status,
+                            Err(status) => break broke_in_flight(&status),
                         }
                     }
                 }
@@ -233,6 +233,31 @@ impl Node {
         }
     }
 }
+
+/// Why the requests on a stream that broke after it opened failed. They may have reached the
+/// node, so whatever the transport said (hyper's "operation was canceled" included), the
+/// error must never read as "never sent": it keeps a cause, so the retry rules see a
+/// transport failure (reads move on, writes may have been applied), with fixed wording.
+fn broke_in_flight(status: &Status) -> Status {
+    let mut s = Status::unavailable(format!(
+        "the stream to the node broke with requests in flight ({})",
+        status.code()
+    ));
+    s.set_source(Arc::new(InFlight));
+    s
+}
+
+/// The cause attached by [`broke_in_flight`].
+#[derive(Debug)]
+struct InFlight;
+
+impl std::fmt::Display for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("requests may have been applied")
+    }
+}
+
+impl std::error::Error for InFlight {}
 
 /// The error for an answer of the wrong kind (a broken or foreign server).
 pub(crate) fn mismatched(what: &str) -> Status {
@@ -381,6 +406,22 @@ mod tests {
             ended.notify_one();
         });
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    #[test]
+    fn a_stream_that_broke_never_reads_as_never_sent() {
+        let cause: Arc<dyn std::error::Error + Send + Sync> = Arc::new(std::io::Error::other(
+            "operation was canceled: connection closed",
+        ));
+        let mut raw = Status::unknown("operation was canceled");
+        raw.set_source(cause);
+        assert!(
+            crate::error::never_sent(&raw),
+            "the raw error reads as never sent"
+        );
+        let s = broke_in_flight(&raw);
+        assert!(!crate::error::never_sent(&s), "{s:?}");
+        assert!(crate::error::transport_failure(&s), "{s:?}");
     }
 
     #[tokio::test]
