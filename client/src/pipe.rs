@@ -275,33 +275,69 @@ mod tests {
 
     use super::*;
 
-    /// A node from before pipelines: unary calls only.
-    struct UnaryOnly;
+    type Answers = Pin<
+        Box<dyn futures::Stream<Item = std::result::Result<pb::ClientResponses, Status>> + Send>,
+    >;
+
+    /// A stand-in node. With `pipelined` it answers gets on its pipeline (coordinator
+    /// "pipe") and notifies `ended` when a client's stream ends; without, it is a node from
+    /// before pipelines. Unary gets answer with coordinator "unary"; writes are refused.
+    struct Fake {
+        pipelined: bool,
+        ended: Arc<tokio::sync::Notify>,
+    }
+
+    fn answered(coordinator: &str, key: &str) -> pb::GetResponse {
+        pb::GetResponse {
+            values: vec![format!("{{\"key\":\"{key}\"}}").into()],
+            coordinator: coordinator.into(),
+            ..Default::default()
+        }
+    }
 
     #[tonic::async_trait]
-    impl ClientApi for UnaryOnly {
-        type PipelineStream = Pin<
-            Box<
-                dyn futures::Stream<Item = std::result::Result<pb::ClientResponses, Status>> + Send,
-            >,
-        >;
+    impl ClientApi for Fake {
+        type PipelineStream = Answers;
 
         async fn pipeline(
             &self,
-            _: Request<Streaming<pb::ClientRequests>>,
-        ) -> std::result::Result<Response<Self::PipelineStream>, Status> {
-            Err(Status::unimplemented("no pipeline here"))
+            req: Request<Streaming<pb::ClientRequests>>,
+        ) -> std::result::Result<Response<Answers>, Status> {
+            if !self.pipelined {
+                return Err(Status::unimplemented("no pipeline here"));
+            }
+            let (ended, mut inbound) = (self.ended.clone(), req.into_inner());
+            let (tx, rx) = mpsc::channel(16);
+            tokio::spawn(async move {
+                while let Ok(Some(m)) = inbound.message().await {
+                    let responses = m
+                        .requests
+                        .into_iter()
+                        .map(|r| pb::ClientResponse {
+                            id: r.id,
+                            result: Some(match r.op {
+                                Some(Op::Get(g)) => Answer::Get(answered("pipe", &g.key)),
+                                _ => Answer::Failure(pb::Failure {
+                                    code: Code::FailedPrecondition as i32,
+                                    message: "read only".into(),
+                                }),
+                            }),
+                        })
+                        .collect();
+                    let _ = tx.send(Ok(pb::ClientResponses { responses })).await;
+                }
+                ended.notify_one();
+            });
+            Ok(Response::new(Box::pin(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            )))
         }
 
         async fn get(
             &self,
             req: Request<pb::GetRequest>,
         ) -> std::result::Result<Response<pb::GetResponse>, Status> {
-            Ok(Response::new(pb::GetResponse {
-                values: vec![format!("{{\"key\":\"{}\"}}", req.into_inner().key).into()],
-                coordinator: "old".into(),
-                ..Default::default()
-            }))
+            Ok(Response::new(answered("unary", &req.into_inner().key)))
         }
 
         async fn put(
@@ -319,93 +355,21 @@ mod tests {
         }
     }
 
-    /// A node that answers gets on its pipeline and says when a client's stream ends.
-    struct Echo(Arc<tokio::sync::Notify>);
-
-    #[tonic::async_trait]
-    impl ClientApi for Echo {
-        type PipelineStream = Pin<
-            Box<
-                dyn futures::Stream<Item = std::result::Result<pb::ClientResponses, Status>> + Send,
-            >,
-        >;
-
-        async fn pipeline(
-            &self,
-            req: Request<Streaming<pb::ClientRequests>>,
-        ) -> std::result::Result<Response<Self::PipelineStream>, Status> {
-            let (ended, mut inbound) = (self.0.clone(), req.into_inner());
-            let answers = async_answers(
-                move || async move {
-                    match inbound.message().await {
-                        Ok(Some(m)) => Some((m, inbound)),
-                        _ => None,
-                    }
-                },
-                ended,
-            );
-            Ok(Response::new(answers))
-        }
-
-        async fn get(
-            &self,
-            _: Request<pb::GetRequest>,
-        ) -> std::result::Result<Response<pb::GetResponse>, Status> {
-            Err(Status::internal("the pipeline should have carried this"))
-        }
-
-        async fn put(
-            &self,
-            _: Request<pb::PutRequest>,
-        ) -> std::result::Result<Response<pb::PutResponse>, Status> {
-            Err(Status::internal("unused"))
-        }
-
-        async fn delete(
-            &self,
-            _: Request<pb::DeleteRequest>,
-        ) -> std::result::Result<Response<pb::DeleteResponse>, Status> {
-            Err(Status::internal("unused"))
-        }
-    }
-
-    /// Answers every get in each incoming message; notifies `ended` when the client's
-    /// stream ends.
-    fn async_answers<F, Fut>(
-        first: F,
-        ended: Arc<tokio::sync::Notify>,
-    ) -> Pin<Box<dyn futures::Stream<Item = std::result::Result<pb::ClientResponses, Status>> + Send>>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<
-                Output = Option<(pb::ClientRequests, Streaming<pb::ClientRequests>)>,
-            > + Send
-            + 'static,
-    {
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            let mut next = first().await;
-            while let Some((m, mut inbound)) = next {
-                let responses = m
-                    .requests
-                    .into_iter()
-                    .map(|r| pb::ClientResponse {
-                        id: r.id,
-                        result: Some(Answer::Get(pb::GetResponse {
-                            coordinator: "echo".into(),
-                            ..Default::default()
-                        })),
-                    })
-                    .collect();
-                let _ = tx.send(Ok(pb::ClientResponses { responses })).await;
-                next = match inbound.message().await {
-                    Ok(Some(m)) => Some((m, inbound)),
-                    _ => None,
-                };
-            }
-            ended.notify_one();
-        });
-        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    /// Serve `fake` on a free port and connect a client to it (no routing, no retries).
+    async fn client_of(fake: Fake) -> Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(ClientServer::new(fake))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        Client::builder([address.as_str()])
+            .routing(crate::Routing::RoundRobin)
+            .retry(RetryPolicy::none())
+            .connect()
+            .await
+            .unwrap()
     }
 
     #[test]
@@ -426,22 +390,23 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_client_ends_its_pipelines() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
         let ended = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(ClientServer::new(Echo(ended.clone())))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        let client = Client::builder([address.as_str()])
-            .routing(crate::Routing::RoundRobin)
-            .retry(RetryPolicy::none())
-            .connect()
-            .await
-            .unwrap();
+        let client = client_of(Fake {
+            pipelined: true,
+            ended: ended.clone(),
+        })
+        .await;
         let r = client.get("c", "k").await.unwrap();
-        assert_eq!(r.coordinator.as_deref(), Some("echo"));
+        assert_eq!(r.coordinator.as_deref(), Some("pipe"));
+        // A request's own failure travels on the stream and ends nothing.
+        match client.put("c", "k", &serde_json::json!({})).await {
+            Err(crate::Error::FailedPrecondition(m)) => assert_eq!(m, "read only"),
+            other => panic!("expected FAILED_PRECONDITION, got {other:?}"),
+        }
+        assert_eq!(
+            client.get("c", "j").await.unwrap().values,
+            vec![serde_json::json!({"key": "j"})]
+        );
         drop(client);
         tokio::time::timeout(std::time::Duration::from_secs(10), ended.notified())
             .await
@@ -450,22 +415,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_without_pipelines_gets_unary_calls() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(ClientServer::new(UnaryOnly))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        let client = Client::builder([address.as_str()])
-            .routing(crate::Routing::RoundRobin)
-            .retry(RetryPolicy::none())
-            .connect()
-            .await
-            .unwrap();
+        let client = client_of(Fake {
+            pipelined: false,
+            ended: Arc::default(),
+        })
+        .await;
         for key in ["a", "b"] {
             let r = client.get("c", key).await.unwrap();
             assert_eq!(r.values, vec![serde_json::json!({ "key": key })]);
+            assert_eq!(r.coordinator.as_deref(), Some("unary"));
         }
         // The node's own answers still come through as errors of their kind.
         match client.put("c", "a", &serde_json::json!({})).await {
