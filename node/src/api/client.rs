@@ -48,9 +48,7 @@ impl ClientService {
             ))
         })
     }
-}
 
-impl ClientService {
     /// One pipelined request, answered exactly as its unary call would be.
     async fn answer(&self, req: ClientRequest) -> ClientResponse {
         use client_response::Result as R;

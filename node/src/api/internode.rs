@@ -6,14 +6,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ringdb_proto::v1::internode_server::Internode;
 use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipAck2Response, GossipSyn, KeyHash, KeyHashesRequest,
-    KeyHashesResponse, RangeEntry, RangeHashesRequest, RangeHashesResponse,
-    ReplicaReadBatchRequest, ReplicaReadBatchResponse, ReplicaReadRequest, ReplicaReadResponse,
-    ReplicaWriteBatchRequest, ReplicaWriteBatchResponse, ReplicaWriteRequest, ReplicaWriteResponse,
-    TombstonesRequest, TombstonesResponse,
+    pipe_request, pipe_response, CoordinateWriteRequest, CoordinateWriteResponse,
+    FetchRangeRequest, FetchRangeResponse, GossipAck, GossipAck2, GossipAck2Response, GossipSyn,
+    KeyHash, KeyHashesRequest, KeyHashesResponse, PipeRequest, PipeRequests, PipeResponse,
+    PipeResponses, RangeEntry, RangeHashesRequest, RangeHashesResponse, ReplicaReadBatchRequest,
+    ReplicaReadBatchResponse, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteBatchRequest,
+    ReplicaWriteBatchResponse, ReplicaWriteRequest, ReplicaWriteResponse, TombstonesRequest,
+    TombstonesResponse,
 };
 use tonic::{Request, Response, Status};
+
+use super::pipeline::{self, Answers};
 
 use crate::cluster::schema::Filter;
 use crate::cluster::{gossip, Membership};
@@ -21,6 +24,7 @@ use crate::coordinator::{Coordinator, Level, WriteOp};
 use crate::version::{CausalContext, SiblingSet};
 
 /// Serves `ringdb.v1.Internode`.
+#[derive(Clone)]
 pub struct InternodeService {
     coordinator: Arc<Coordinator>,
     membership: Arc<Membership>,
@@ -34,6 +38,26 @@ impl InternodeService {
             membership,
         }
     }
+
+    /// One pipelined replica read or write, answered exactly as its unary call would be.
+    async fn answer(&self, req: PipeRequest) -> PipeResponse {
+        use pipe_response::Result as R;
+        let result = match req.op {
+            Some(pipe_request::Op::Read(r)) => self
+                .replica_read(Request::new(r))
+                .await
+                .map(|a| R::Read(a.into_inner())),
+            Some(pipe_request::Op::Write(w)) => self
+                .replica_write(Request::new(w))
+                .await
+                .map(|a| R::Write(a.into_inner())),
+            None => Err(bad("pipeline request without an operation")),
+        };
+        PipeResponse {
+            id: req.id,
+            result: Some(result.unwrap_or_else(|s| R::Failure(pipeline::failure(s)))),
+        }
+    }
 }
 
 fn bad(e: impl std::fmt::Display) -> Status {
@@ -42,15 +66,21 @@ fn bad(e: impl std::fmt::Display) -> Status {
 
 #[tonic::async_trait]
 impl Internode for InternodeService {
-    type PipelineStream = super::pipeline::Answers<ringdb_proto::v1::PipeResponses>;
+    type PipelineStream = Answers<PipeResponses>;
 
     async fn pipeline(
         &self,
-        req: Request<tonic::Streaming<ringdb_proto::v1::PipeRequests>>,
+        req: Request<tonic::Streaming<PipeRequests>>,
     ) -> Result<Response<Self::PipelineStream>, Status> {
-        Ok(Response::new(super::pipeline::serve_replica(
-            self.coordinator.storage().clone(),
+        let service = self.clone();
+        Ok(Response::new(pipeline::serve(
             req.into_inner(),
+            |m: PipeRequests| m.requests,
+            move |r: PipeRequest| {
+                let service = service.clone();
+                async move { service.answer(r).await }
+            },
+            |responses| PipeResponses { responses },
         )))
     }
 

@@ -7,17 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use ringdb_proto::v1::{
-    pipe_request, pipe_response, Failure, PipeRequest, PipeRequests, PipeResponse, PipeResponses,
-    ReplicaReadResponse, ReplicaWriteResponse,
-};
+use ringdb_proto::v1::Failure;
 use tokio::sync::{mpsc, Semaphore};
 use tonic::{Status, Streaming};
 
-use crate::error::Error;
-use crate::storage::Storage;
 use crate::transport::pipe::{batched, MAX_BATCH};
-use crate::version::SiblingSet;
 
 /// Operations one pipeline runs at once; past this the stream stops being read, so HTTP/2
 /// flow control pushes back on the sender instead of tasks piling up here.
@@ -75,55 +69,4 @@ where
         }
     });
     Box::pin(batched(rx, MAX_BATCH).map(move |answers| Ok(batch(answers))))
-}
-
-/// Serve a peer's replica reads and writes.
-pub fn serve_replica(storage: Storage, inbound: Streaming<PipeRequests>) -> Answers<PipeResponses> {
-    serve(
-        inbound,
-        |m: PipeRequests| m.requests,
-        move |req: PipeRequest| {
-            let storage = storage.clone();
-            async move {
-                let result = run(&storage, req.op)
-                    .await
-                    .unwrap_or_else(|s| pipe_response::Result::Failure(failure(s)));
-                PipeResponse {
-                    id: req.id,
-                    result: Some(result),
-                }
-            }
-        },
-        |responses| PipeResponses { responses },
-    )
-}
-
-async fn run(
-    storage: &Storage,
-    op: Option<pipe_request::Op>,
-) -> Result<pipe_response::Result, Status> {
-    match op {
-        Some(pipe_request::Op::Read(r)) => {
-            let raw = storage
-                .read_raw(&r.collection, &r.key)
-                .await
-                .map_err(Error::from)?;
-            Ok(pipe_response::Result::Read(ReplicaReadResponse {
-                siblings: raw.unwrap_or_default(),
-            }))
-        }
-        Some(pipe_request::Op::Write(w)) => {
-            let set = SiblingSet::decode(&w.siblings)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            let durability = super::durability(w.durability)?;
-            storage
-                .merge(&w.collection, &w.key, set, durability)
-                .await
-                .map_err(Error::from)?;
-            Ok(pipe_response::Result::Write(ReplicaWriteResponse {}))
-        }
-        None => Err(Status::invalid_argument(
-            "pipeline request without an operation",
-        )),
-    }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::internode_client::InternodeClient;
 use ringdb_proto::v1::{
-    pipe_request, pipe_response, CoordinateWriteRequest, CoordinateWriteResponse, Failure,
+    pipe_request, pipe_response, CoordinateWriteRequest, CoordinateWriteResponse,
     FetchRangeRequest, FetchRangeResponse, GossipAck, GossipAck2, GossipSyn, KeyHash,
     KeyHashesRequest, RangeHashesRequest, ReplicaReadBatchRequest, ReplicaReadRequest,
     ReplicaWriteBatchRequest, ReplicaWriteRequest, TombstonesRequest, TombstonesResponse,
@@ -92,13 +92,6 @@ impl GrpcTransport {
     }
 }
 
-fn failure(f: Failure) -> TransportError {
-    TransportError::Rejected {
-        code: tonic::Code::from_i32(f.code),
-        message: f.message,
-    }
-}
-
 fn unexpected(what: &str) -> TransportError {
     TransportError::Rejected {
         code: tonic::Code::Internal,
@@ -120,7 +113,6 @@ impl Transport for GrpcTransport {
         };
         match self.pipe(to)?.call(pipe_request::Op::Read(req)).await? {
             pipe_response::Result::Read(r) => Ok(r.siblings),
-            pipe_response::Result::Failure(f) => Err(failure(f)),
             _ => Err(unexpected("read")),
         }
     }
@@ -136,7 +128,6 @@ impl Transport for GrpcTransport {
         }
         match self.pipe(to)?.call(pipe_request::Op::Write(req)).await? {
             pipe_response::Result::Write(_) => Ok(()),
-            pipe_response::Result::Failure(f) => Err(failure(f)),
             _ => Err(unexpected("write")),
         }
     }

@@ -134,10 +134,17 @@ impl Pipe {
                 .collect()
         };
         for (tx, result) in waiters {
-            let _ = tx.send(result.ok_or_else(|| TransportError::Rejected {
-                code: tonic::Code::Internal,
-                message: "peer answered without a result".into(),
-            }));
+            let _ = tx.send(match result {
+                Some(pipe_response::Result::Failure(f)) => Err(TransportError::Rejected {
+                    code: tonic::Code::from_i32(f.code),
+                    message: f.message,
+                }),
+                Some(answer) => Ok(answer),
+                None => Err(TransportError::Rejected {
+                    code: tonic::Code::Internal,
+                    message: "peer answered without a result".into(),
+                }),
+            });
         }
     }
 
