@@ -5,11 +5,15 @@
 //! - [`path`]: `a.b`, `tags[]`, `"first name"` paths and the values they yield.
 //! - [`value`]: the typed order of JSON values and its order-preserving byte encoding
 //!   (index entry keys are `encode(value) ++ document key`).
+//! - [`filter`]: conditions combined with AND, their semantics and the exact index ranges
+//!   that answer them.
 mod error;
 mod wire;
 
+pub mod filter;
 pub mod path;
 pub mod value;
 
 pub use error::{Error, Result};
+pub use filter::{Condition, Filter, Op, ScanRange};
 pub use path::{Path, Step};
