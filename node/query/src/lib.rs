@@ -7,13 +7,19 @@
 //!   (index entry keys are `encode(value) ++ document key`).
 //! - [`filter`]: conditions combined with AND, their semantics and the exact index ranges
 //!   that answer them.
+//! - [`order`]: the fixed result order (sort value of the first indexed condition, then key).
+//! - [`page`]: stateless page tokens and the page cut.
 mod error;
 mod wire;
 
 pub mod filter;
+pub mod order;
+pub mod page;
 pub mod path;
 pub mod value;
 
 pub use error::{Error, Result};
 pub use filter::{Condition, Filter, Op, ScanRange};
+pub use order::{Order, Position};
+pub use page::{Page, QueryShape};
 pub use path::{Path, Step};
