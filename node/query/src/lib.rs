@@ -10,6 +10,7 @@
 //! - [`order`]: the fixed result order (sort value of the first indexed condition, then key).
 //! - [`page`]: stateless page tokens and the page cut.
 mod error;
+mod exact;
 mod wire;
 
 pub mod filter;
