@@ -9,16 +9,19 @@
 //!   that answer them.
 //! - [`order`]: the fixed result order (sort value of the first indexed condition, then key).
 //! - [`page`]: stateless page tokens and the page cut.
+//! - [`aggregate`]: count, sum, avg, min, max with GROUP BY as mergeable partial states.
 mod error;
 mod exact;
 mod wire;
 
+pub mod aggregate;
 pub mod filter;
 pub mod order;
 pub mod page;
 pub mod path;
 pub mod value;
 
+pub use aggregate::{aggregate_documents, AggregateSpec, Aggregation, Partial};
 pub use error::{Error, Result};
 pub use filter::{Condition, Filter, Op, ScanRange};
 pub use order::{Order, Position};
