@@ -10,6 +10,7 @@
 //! - [`order`]: the fixed result order (sort value of the first indexed condition, then key).
 //! - [`page`]: stateless page tokens and the page cut.
 //! - [`aggregate`]: count, sum, avg, min, max with GROUP BY as mergeable partial states.
+//! - [`projection`]: `FIELDS a, b.c`.
 mod error;
 mod exact;
 mod wire;
@@ -19,6 +20,7 @@ pub mod filter;
 pub mod order;
 pub mod page;
 pub mod path;
+pub mod projection;
 pub mod value;
 
 pub use aggregate::{aggregate_documents, AggregateSpec, Aggregation, Partial};
@@ -27,3 +29,4 @@ pub use filter::{Condition, Filter, Op, ScanRange};
 pub use order::{Order, Position};
 pub use page::{Page, QueryShape};
 pub use path::{Path, Step};
+pub use projection::Projection;
