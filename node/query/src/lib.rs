@@ -11,6 +11,8 @@
 //! - [`page`]: stateless page tokens and the page cut.
 //! - [`aggregate`]: count, sum, avg, min, max with GROUP BY as mergeable partial states.
 //! - [`projection`]: `FIELDS a, b.c`.
+//! - [`statement`]: the text grammar of CREATE/DROP/DESCRIBE INDEX(ES), FIND, COUNT and
+//!   AGGREGATE.
 mod error;
 mod exact;
 mod wire;
@@ -21,6 +23,7 @@ pub mod order;
 pub mod page;
 pub mod path;
 pub mod projection;
+pub mod statement;
 pub mod value;
 
 pub use aggregate::{aggregate_documents, AggregateSpec, Aggregation, Partial};
@@ -30,3 +33,4 @@ pub use order::{Order, Position};
 pub use page::{Page, QueryShape};
 pub use path::{Path, Step};
 pub use projection::Projection;
+pub use statement::Statement;
