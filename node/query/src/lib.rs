@@ -5,6 +5,7 @@
 //! - [`path`]: `a.b`, `tags[]`, `"first name"` paths and the values they yield.
 //! - [`value`]: the typed order of JSON values and its order-preserving byte encoding
 //!   (index entry keys are `encode(value) ++ document key`).
+//! - [`index`]: the entries a replica stores for a document, and how they change.
 //! - [`filter`]: conditions combined with AND, their semantics and the exact index ranges
 //!   that answer them.
 //! - [`order`]: the fixed result order (sort value of the first indexed condition, then key).
@@ -13,12 +14,35 @@
 //! - [`projection`]: `FIELDS a, b.c`.
 //! - [`statement`]: the text grammar of CREATE/DROP/DESCRIBE INDEX(ES), FIND, COUNT and
 //!   AGGREGATE.
+//!
+//! # How the pieces fit
+//!
+//! - **Storage** keeps, per index, [`index::entries`] of every document's live siblings and
+//!   applies [`index::changes`] in the same batch as each document write, purge or expiry.
+//! - **Planning** (coordinator): [`statement::parse`] gives the query; a condition on a path
+//!   without a ready index needs `ALLOW FILTERING` ([`Filter::unindexed_paths`] names them);
+//!   [`Order::choose`] picks the order condition; a `PAGE` token is checked and turned into a
+//!   resume [`Position`] by [`page::decode_token`].
+//! - **Replicas** scan the order condition's index over [`Condition::ranges`] (cut by
+//!   [`ScanRange::after`] the resume point's [`Position::entry_key`]), or all documents in
+//!   key order without one; they keep documents whose local [`order::position`] is after the
+//!   resume point, emit each at its position entry, and check the rest of the filter locally
+//!   ([`Filter::answered_by_index`] says when nothing is left to check). For aggregations at
+//!   `ONE` they fold their matches into a [`Partial`] and ship [`Partial::to_bytes`].
+//! - **The coordinator** merges candidates by key (DVV rules, outside this crate), re-checks
+//!   the merged document with [`Filter::matches`], computes its [`order::position`], cuts the
+//!   page below the [`page::horizon`] with [`page::select_page`], issues the next token with
+//!   [`page::encode_token`], applies [`Projection`] to each sibling, and reduces partial
+//!   aggregations with [`Partial::merge`] and [`Partial::finish`].
+//! - **Clients and tests** compute the same answers by brute force with the same functions
+//!   ([`aggregate_documents`] for aggregations).
 mod error;
 mod exact;
 mod wire;
 
 pub mod aggregate;
 pub mod filter;
+pub mod index;
 pub mod order;
 pub mod page;
 pub mod path;
