@@ -36,6 +36,8 @@
 //!   aggregations with [`Partial::merge`] and [`Partial::finish`].
 //! - **Clients and tests** compute the same answers by brute force with the same functions
 //!   ([`aggregate_documents`] for aggregations).
+#![warn(missing_docs)]
+
 mod error;
 mod exact;
 mod wire;
