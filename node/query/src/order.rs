@@ -22,12 +22,24 @@
 //!
 //! A [`Position`] is `(encoded sort value, key)` (no value when ordering by key), compared
 //! bytewise: exactly the order of index entry keys `encode(value) ++ key`, so a scan of the
-//! order condition's index meets documents in result order. A replica scanning that index
-//! sees a document once per distinct satisfying value, from every live sibling; it computes
-//! the position on its local copy and emits the document at the entry equal to
-//! [`Position::entry_key`], skipping its other entries (earlier ones may come from siblings
-//! that do not match the whole filter). Positions of distinct documents differ (keys are
-//! unique), so "strictly after a position" continues a page without repeats or gaps.
+//! order condition's index meets documents in result order. Positions of distinct documents
+//! differ (keys are unique), so "strictly after a position" continues a page without
+//! repeats or gaps.
+//!
+//! # What replicas report
+//!
+//! A replica's copy of a document may be stale: it may miss siblings of the merged document
+//! and hold siblings the merged document no longer has. So a replica does not report a
+//! document at its local sort position but at [`position_after`] the resume point: the
+//! smallest `(value, key)` after it, over the values that satisfy the order condition in
+//! the local siblings that match the filter. A replica scanning the order condition's index
+//! from the resume point meets every document at that entry first among its valid entries
+//! (it skips entries of siblings that do not match, or values at or before the resume
+//! point). This keeps the coordinator complete: if the merged document's position `q` is
+//! after the resume point, the replica holding the sibling that gives `q` reports the
+//! document at a position no later than `q` (the same sibling content matches the same
+//! filter everywhere). The coordinator then orders documents by their merged position
+//! ([`position`] on the merged siblings); see [`crate::page`] for the cut.
 
 use serde_json::Value;
 
@@ -143,14 +155,34 @@ pub fn sort_value<'a>(
 /// The position of a document in the results of (`filter`, `order`); `None` when it does
 /// not match (no live sibling matches the filter).
 pub fn position(filter: &Filter, order: Order, key: &str, siblings: &[Value]) -> Option<Position> {
-    if !filter.matches(siblings) {
-        return None;
-    }
+    position_after(filter, order, key, siblings, None)
+}
+
+/// The smallest position of a document strictly after `after` (a resume point; `None`:
+/// anywhere): over every value satisfying the order condition in a live sibling matching the
+/// filter (key order: the key). `None` when there is none. What a replica reports (see the
+/// module docs); with `after = None` it is [`position`].
+pub fn position_after(
+    filter: &Filter,
+    order: Order,
+    key: &str,
+    siblings: &[Value],
+    after: Option<&Position>,
+) -> Option<Position> {
+    let is_after = |p: &Position| after.is_none_or(|a| p > a);
     match order {
-        Order::Key => Some(Position::new(None, key)),
+        Order::Key => {
+            let p = Position::new(None, key);
+            (filter.matches(siblings) && is_after(&p)).then_some(p)
+        }
         Order::Condition(_) => {
-            let v = sort_value(filter, order, siblings)?;
-            Some(Position::new(Some(v), key))
+            let condition = order.condition(filter)?;
+            filter
+                .matching(siblings)
+                .flat_map(|s| condition.satisfying(s))
+                .map(|v| Position::new(Some(v), key))
+                .filter(is_after)
+                .min()
         }
     }
 }
@@ -240,6 +272,38 @@ mod tests {
             position(&f, Order::Key, "k", &siblings).unwrap().value(),
             None
         );
+    }
+
+    #[test]
+    fn replicas_report_the_first_position_after_the_resume_point() {
+        let f = Filter::new(vec![cond("t[]", Op::Gt(json!(0)))]);
+        let order = Order::Condition(0);
+        let siblings = [json!({"t": [5, 1]}), json!({"t": [3, "x"]})];
+        let at = |v: Value, k: &str| Position::new(Some(&v), k);
+        assert_eq!(
+            position_after(&f, order, "k", &siblings, None),
+            Some(at(json!(1), "k"))
+        );
+        let after = |v: Value, k: &str| position_after(&f, order, "k", &siblings, Some(&at(v, k)));
+        assert_eq!(after(json!(1), "k"), Some(at(json!(3), "k")));
+        assert_eq!(after(json!(1), "z"), Some(at(json!(3), "k")));
+        assert_eq!(
+            after(json!(3), "a"),
+            Some(at(json!(3), "k")),
+            "same value, later key"
+        );
+        assert_eq!(after(json!(5), "k"), None);
+        let by_key = |a: &str| {
+            position_after(
+                &f,
+                Order::Key,
+                "k",
+                &siblings,
+                Some(&Position::new(None, a)),
+            )
+        };
+        assert_eq!(by_key("j"), Some(Position::new(None, "k")));
+        assert_eq!(by_key("k"), None);
     }
 
     #[test]

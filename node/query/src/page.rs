@@ -30,11 +30,20 @@
 //! `next` exactly when further candidates remain (so `next` is `None` on the last page; a
 //! full last page has no `next`).
 //!
-//! A coordinator merging **ordered, limited scans** from several replicas may only trust the
-//! merged candidates up to the [`horizon`]: the smallest last position among replicas that
-//! stopped early (reached their limit). Beyond it, a replica that stopped may still hold
-//! documents it has not sent. Documents are cut at their position as computed on the merged
-//! document; one whose merged position lies beyond the horizon waits for the next round.
+//! A coordinator merging **ordered, limited scans** from several replicas works in rounds
+//! (a simulation of it with stale replicas is among this module's tests):
+//! 1. each asked replica reports, in order, up to `n` documents at their
+//!    [`crate::order::position_after`] the resume point, and how its scan ended
+//!    ([`ScanEnd`]);
+//! 2. the coordinator merges each reported key's sibling sets, re-checks the filter and
+//!    computes the merged document's [`crate::order::position`];
+//! 3. it keeps documents whose merged position is after the resume point and no later than
+//!    the [`horizon`]: the smallest last position of a replica that stopped early (beyond
+//!    it, that replica may hold documents it has not sent); none when all were exhausted;
+//! 4. if the page (plus one, to know whether more remain) is not full and a replica
+//!    stopped, the next round resumes at the horizon. A document whose merged position lies
+//!    beyond the horizon is reported again by a later round, by the replica holding the
+//!    sibling that gives that position.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -198,5 +207,7 @@ pub fn horizon(ends: &[ScanEnd]) -> Option<&Position> {
         .min()
 }
 
+#[cfg(test)]
+mod merge_tests;
 #[cfg(test)]
 mod tests;
