@@ -25,13 +25,14 @@
 //!   resume [`Position`] by [`page::decode_token`].
 //! - **Replicas** scan the order condition's index over [`Condition::ranges`] (cut by
 //!   [`ScanRange::after`] the resume point's [`Position::entry_key`]), or all documents in
-//!   key order without one; they keep documents whose local [`order::position`] is after the
-//!   resume point, emit each at its position entry, and check the rest of the filter locally
-//!   ([`Filter::answered_by_index`] says when nothing is left to check). For aggregations at
-//!   `ONE` they fold their matches into a [`Partial`] and ship [`Partial::to_bytes`].
+//!   key order without one; they report each matching document once, at its
+//!   [`order::position_after`] the resume point, checking the filter on their local siblings
+//!   ([`Filter::answered_by_index`] says when the scan alone decides the match). For
+//!   aggregations at `ONE` they fold their matches into a [`Partial`] and ship
+//!   [`Partial::to_bytes`].
 //! - **The coordinator** merges candidates by key (DVV rules, outside this crate), re-checks
 //!   the merged document with [`Filter::matches`], computes its [`order::position`], cuts the
-//!   page below the [`page::horizon`] with [`page::select_page`], issues the next token with
+//!   page at the [`page::horizon`] (the rounds in [`page`]'s docs), issues the next token with
 //!   [`page::encode_token`], applies [`Projection`] to each sibling, and reduces partial
 //!   aggregations with [`Partial::merge`] and [`Partial::finish`].
 //! - **Clients and tests** compute the same answers by brute force with the same functions

@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Decoding checks, in this order, that the text is a token (else "invalid page token"),
-//! that it was issued for the same query (else it names the mismatch), and that the query is
+//! that it was issued for the same query (else it says the token belongs to another query), and that the query is
 //! still ordered the same way: creating or dropping an index can change the order condition,
 //! and a position in one order means nothing in another, so such a token is refused with a
 //! message saying to start again. Decoding never panics. The fingerprint is 64 bits of FNV-1a:
