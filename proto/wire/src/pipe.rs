@@ -20,7 +20,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -55,9 +54,20 @@ pub fn batched<T: Send + 'static>(
     })
 }
 
-/// The requests a pipe sends, one batch of `(id, request)` per message; it ends when the
-/// pipe is dropped.
-pub type Outbound<Req> = Pin<Box<dyn Stream<Item = Vec<(u64, Req)>> + Send>>;
+/// The stream under a pipe, opened by the side that uses it (a gRPC call; an in-memory
+/// stand-in in tests). A trait rather than a closure so the outbound stream reaches it as
+/// its own type: tonic cannot send a boxed `dyn Stream` from a spawned task.
+pub trait Connect<Req, Ans, Err>: Send + 'static {
+    /// Open the stream. `outbound` carries batches of `(id, request)` and ends when the
+    /// pipe is dropped; the result is the inbound answers, or why the stream could not be
+    /// opened. An inbound error breaks the pipe with that error.
+    fn connect(
+        self,
+        outbound: impl Stream<Item = Vec<(u64, Req)>> + Send + 'static,
+    ) -> impl Future<
+        Output = Result<impl Stream<Item = Result<Answers<Ans, Err>, Err>> + Send + 'static, Err>,
+    > + Send;
+}
 
 /// One message of answers: `(id, answer)`, where the answer may be that request's own
 /// failure (which fails only that request).
@@ -94,15 +104,9 @@ where
     Ans: Send + 'static,
     Err: Clone + fmt::Display + Send + Sync + 'static,
 {
-    /// Start a pipe. `open` gets the outbound stream and returns the inbound one, or the
-    /// error the stream could not be opened with; it runs in the background, and requests
-    /// queue meanwhile. An inbound error breaks the pipe with that error.
-    pub fn open<Open, Opening, Inbound>(wording: Wording<Err>, open: Open) -> Arc<Self>
-    where
-        Open: FnOnce(Outbound<Req>) -> Opening + Send + 'static,
-        Opening: Future<Output = Result<Inbound, Err>> + Send + 'static,
-        Inbound: Stream<Item = Result<Answers<Ans, Err>, Err>> + Send + 'static,
-    {
+    /// Start a pipe over the stream `connect` opens; it opens in the background, and
+    /// requests queue meanwhile.
+    pub fn open(wording: Wording<Err>, connect: impl Connect<Req, Ans, Err>) -> Arc<Self> {
         let (queue, rx) = mpsc::channel(QUEUE);
         let Wording {
             ended,
@@ -121,7 +125,7 @@ where
         // Held weakly, so a dropped pipe ends its stream, this task and the connection.
         let reader = Arc::downgrade(&pipe);
         tokio::spawn(async move {
-            let why = match open(Box::pin(batched(rx, MAX_BATCH))).await {
+            let why = match connect.connect(batched(rx, MAX_BATCH)).await {
                 Err(why) => why,
                 Ok(inbound) => {
                     let mut inbound = std::pin::pin!(inbound);

@@ -1,6 +1,7 @@
 //! The multiplexer over in-memory streams: a stand-in for the other end reads the outbound
 //! batches and answers through a channel, so every case runs without sockets.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures::channel::mpsc::{unbounded, UnboundedSender};
@@ -14,7 +15,7 @@ type TestPipe = Pipe<u32, String, String>;
 
 /// The other end of a test pipe: what the pipe sent, and where to answer.
 struct Peer {
-    requests: Outbound<u32>,
+    requests: Pin<Box<dyn Stream<Item = Vec<(u64, u32)>> + Send>>,
     answers: UnboundedSender<Result<Answers<String, String>, String>>,
 }
 
@@ -41,14 +42,41 @@ fn wording() -> Wording<String> {
     }
 }
 
+/// Opens a stream whose other end is handed to the test as a [`Peer`].
+struct InMemory(oneshot::Sender<Peer>);
+
+impl Connect<u32, String, String> for InMemory {
+    async fn connect(
+        self,
+        outbound: impl Stream<Item = Vec<(u64, u32)>> + Send + 'static,
+    ) -> Result<impl Stream<Item = Result<Answers<String, String>, String>> + Send + 'static, String>
+    {
+        let (answers, inbound) = unbounded();
+        let _ = self.0.send(Peer {
+            requests: Box::pin(outbound),
+            answers,
+        });
+        Ok(inbound)
+    }
+}
+
+/// Opens nothing: the other end refuses.
+struct Refused;
+
+impl Connect<u32, String, String> for Refused {
+    async fn connect(
+        self,
+        _: impl Stream<Item = Vec<(u64, u32)>> + Send + 'static,
+    ) -> Result<impl Stream<Item = Result<Answers<String, String>, String>> + Send + 'static, String>
+    {
+        Err::<futures::stream::Empty<_>, _>("refused".to_string())
+    }
+}
+
 /// A pipe whose other end is the returned [`Peer`].
 async fn connected() -> (Arc<TestPipe>, Peer) {
     let (peer_tx, peer_rx) = oneshot::channel();
-    let pipe = TestPipe::open(wording(), move |requests| async move {
-        let (answers, inbound) = unbounded();
-        let _ = peer_tx.send(Peer { requests, answers });
-        Ok(inbound)
-    });
+    let pipe = TestPipe::open(wording(), InMemory(peer_tx));
     let peer = tokio::time::timeout(DEADLINE, peer_rx)
         .await
         .expect("opened in time")
@@ -129,9 +157,7 @@ async fn a_stream_the_other_end_closes_or_never_opens_breaks_the_pipe() {
     drop(peer.answers);
     assert_eq!(within(waiting).await.unwrap(), Err("hung up".to_string()));
 
-    let refused = TestPipe::open(wording(), |_| async {
-        Err::<futures::stream::Empty<_>, _>("refused".to_string())
-    });
+    let refused = TestPipe::open(wording(), Refused);
     assert_eq!(within(refused.call(1)).await, Err("refused".to_string()));
     assert!(refused.is_broken());
 }
