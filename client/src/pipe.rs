@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt};
 use ringdb_proto::v1 as pb;
 use ringdb_proto::v1::client_client::ClientClient;
 use ringdb_proto::v1::{client_request::Op, client_response::Result as Answer};
-use ringdb_wire::pipe::{Connect, Wording};
+use ringdb_wire::pipe::{Answers, Connect, Wording};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -45,10 +45,8 @@ impl Connect<Op, Answer, Status> for ToNode {
     async fn connect(
         mut self,
         outbound: impl Stream<Item = Vec<(u64, Op)>> + Send + 'static,
-    ) -> Result<
-        impl Stream<Item = Result<Vec<(u64, Result<Answer, Status>)>, Status>> + Send + 'static,
-        Status,
-    > {
+    ) -> Result<impl Stream<Item = Result<Answers<Answer, Status>, Status>> + Send + 'static, Status>
+    {
         let answers = self.0.pipeline(outbound.map(requests)).await?.into_inner();
         Ok(answers.map(answers_of))
     }
@@ -65,9 +63,7 @@ fn requests(batch: Vec<(u64, Op)>) -> pb::ClientRequests {
 }
 
 /// One message of answers as the multiplexer takes them, or why the stream broke.
-fn answers_of(
-    m: Result<pb::ClientResponses, Status>,
-) -> Result<Vec<(u64, Result<Answer, Status>)>, Status> {
+fn answers_of(m: Result<pb::ClientResponses, Status>) -> Result<Answers<Answer, Status>, Status> {
     match m {
         Ok(m) => Ok(m.responses.into_iter().map(answer).collect()),
         Err(status) => Err(broke_in_flight(&status)),

@@ -18,18 +18,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quorum_is_majority_and_levels_above_n_are_rejected() {
-        assert_eq!(Level::Quorum.required(3), 2);
-        assert_eq!(Level::Quorum.required(5), 3);
-        assert_eq!(Level::All.required(3), 3);
-        assert!(Level::Three.check(2, false).is_err());
-        assert!(Level::Any.check(3, true).is_err());
-        assert!(Level::Any.check(3, false).is_ok());
-        assert!(Level::from_proto(42).is_err());
-        assert_eq!(Level::from_proto(0).unwrap(), Level::Quorum);
-    }
-
-    #[test]
     fn a_level_the_node_cannot_use_is_an_invalid_argument_with_its_message() {
         let e = Error::from(Level::Three.check(2, false).unwrap_err());
         assert!(

@@ -13,7 +13,7 @@ use ringdb_proto::v1::internode_client::InternodeClient;
 use ringdb_proto::v1::{
     pipe_request, pipe_response, PipeRequest, PipeRequests, PipeResponse, PipeResponses,
 };
-use ringdb_wire::pipe::{Connect, Wording};
+use ringdb_wire::pipe::{Answers, Connect, Wording};
 use tonic::transport::Channel;
 
 use super::TransportError;
@@ -21,6 +21,9 @@ use super::TransportError;
 pub(crate) use ringdb_wire::pipe::{batched, MAX_BATCH};
 
 type Answer = Result<pipe_response::Result, TransportError>;
+
+/// One message of a peer's answers, by id.
+type Answered = Answers<pipe_response::Result, TransportError>;
 
 /// One peer's pipeline; once broken it stays broken and the transport opens a new one.
 pub(super) struct Pipe {
@@ -59,10 +62,8 @@ impl Connect<pipe_request::Op, pipe_response::Result, TransportError> for Peer {
     async fn connect(
         mut self,
         outbound: impl Stream<Item = Vec<(u64, pipe_request::Op)>> + Send + 'static,
-    ) -> Result<
-        impl Stream<Item = Result<Vec<(u64, Answer)>, TransportError>> + Send + 'static,
-        TransportError,
-    > {
+    ) -> Result<impl Stream<Item = Result<Answered, TransportError>> + Send + 'static, TransportError>
+    {
         let answers = self.0.pipeline(outbound.map(requests)).await?.into_inner();
         Ok(answers.map(answers_of))
     }
@@ -79,9 +80,7 @@ fn requests(batch: Vec<(u64, pipe_request::Op)>) -> PipeRequests {
 }
 
 /// One message of answers as the multiplexer takes them, or why the stream broke.
-fn answers_of(
-    m: Result<PipeResponses, tonic::Status>,
-) -> Result<Vec<(u64, Answer)>, TransportError> {
+fn answers_of(m: Result<PipeResponses, tonic::Status>) -> Result<Answered, TransportError> {
     Ok(m?.responses.into_iter().map(answer).collect())
 }
 

@@ -89,6 +89,18 @@ impl Level {
         }
     }
 
+    /// The level's name as users type it and messages print it ("QUORUM").
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::One => "ONE",
+            Level::Two => "TWO",
+            Level::Three => "THREE",
+            Level::Quorum => "QUORUM",
+            Level::All => "ALL",
+            Level::Any => "ANY",
+        }
+    }
+
     /// Reject levels that can never be met with replication factor `n`, or ANY on a read.
     pub fn check(self, n: usize, is_read: bool) -> Result<(), InvalidArgument> {
         if is_read && self == Level::Any {
@@ -108,14 +120,7 @@ impl Level {
 
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Level::One => "ONE",
-            Level::Two => "TWO",
-            Level::Three => "THREE",
-            Level::Quorum => "QUORUM",
-            Level::All => "ALL",
-            Level::Any => "ANY",
-        })
+        f.write_str(self.name())
     }
 }
 

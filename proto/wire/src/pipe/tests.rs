@@ -13,9 +13,12 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 type TestPipe = Pipe<u32, String, String>;
 
+/// The batches a test pipe sent.
+type Sent = Pin<Box<dyn Stream<Item = Vec<(u64, u32)>> + Send>>;
+
 /// The other end of a test pipe: what the pipe sent, and where to answer.
 struct Peer {
-    requests: Pin<Box<dyn Stream<Item = Vec<(u64, u32)>> + Send>>,
+    requests: Sent,
     answers: UnboundedSender<Result<Answers<String, String>, String>>,
 }
 
@@ -84,6 +87,12 @@ async fn connected() -> (Arc<TestPipe>, Peer) {
     (pipe, peer)
 }
 
+/// `pipe.call(request)`, running on its own.
+fn calling(pipe: &Arc<TestPipe>, request: u32) -> tokio::task::JoinHandle<Result<String, String>> {
+    let pipe = pipe.clone();
+    tokio::spawn(async move { pipe.call(request).await })
+}
+
 async fn within<T>(f: impl Future<Output = T>) -> T {
     tokio::time::timeout(DEADLINE, f)
         .await
@@ -93,12 +102,7 @@ async fn within<T>(f: impl Future<Output = T>) -> T {
 #[tokio::test]
 async fn answers_reach_their_callers_by_id_in_any_order() {
     let (pipe, mut peer) = connected().await;
-    let calls: Vec<_> = (0..3u32)
-        .map(|r| {
-            let p = pipe.clone();
-            tokio::spawn(async move { p.call(r).await })
-        })
-        .collect();
+    let calls: Vec<_> = (0..3u32).map(|r| calling(&pipe, r)).collect();
     let mut sent = Vec::new();
     while sent.len() < 3 {
         sent.extend(peer.batch().await);
@@ -135,10 +139,7 @@ async fn answers_reach_their_callers_by_id_in_any_order() {
 #[tokio::test]
 async fn a_broken_pipe_fails_its_waiters_and_every_later_call() {
     let (pipe, mut peer) = connected().await;
-    let waiting = {
-        let p = pipe.clone();
-        tokio::spawn(async move { p.call(1).await })
-    };
+    let waiting = calling(&pipe, 1);
     peer.batch().await;
     peer.answers.unbounded_send(Err("reset".into())).unwrap();
     assert_eq!(within(waiting).await.unwrap(), Err("reset".to_string()));
@@ -149,10 +150,7 @@ async fn a_broken_pipe_fails_its_waiters_and_every_later_call() {
 #[tokio::test]
 async fn a_stream_the_other_end_closes_or_never_opens_breaks_the_pipe() {
     let (pipe, mut peer) = connected().await;
-    let waiting = {
-        let p = pipe.clone();
-        tokio::spawn(async move { p.call(1).await })
-    };
+    let waiting = calling(&pipe, 1);
     peer.batch().await;
     drop(peer.answers);
     assert_eq!(within(waiting).await.unwrap(), Err("hung up".to_string()));
@@ -165,10 +163,7 @@ async fn a_stream_the_other_end_closes_or_never_opens_breaks_the_pipe() {
 #[tokio::test]
 async fn a_caller_that_stops_waiting_is_forgotten() {
     let (pipe, mut peer) = connected().await;
-    let abandoned = {
-        let p = pipe.clone();
-        tokio::spawn(async move { p.call(1).await })
-    };
+    let abandoned = calling(&pipe, 1);
     let sent = peer.batch().await;
     assert_eq!(pipe.lock().waiting.len(), 1);
     abandoned.abort();
@@ -176,10 +171,7 @@ async fn a_caller_that_stops_waiting_is_forgotten() {
     assert!(pipe.lock().waiting.is_empty(), "the waiter is gone");
     // Its late answer goes nowhere, and the pipe carries on.
     peer.answer(vec![(sent[0].0, Ok("late".into()))]);
-    let next = {
-        let p = pipe.clone();
-        tokio::spawn(async move { p.call(2).await })
-    };
+    let next = calling(&pipe, 2);
     let sent = peer.batch().await;
     peer.answer(vec![(sent[0].0, Ok("on time".into()))]);
     assert_eq!(within(next).await.unwrap(), Ok("on time".to_string()));
@@ -189,10 +181,7 @@ async fn a_caller_that_stops_waiting_is_forgotten() {
 #[tokio::test]
 async fn dropping_the_pipe_ends_its_stream() {
     let (pipe, mut peer) = connected().await;
-    let answered = {
-        let p = pipe.clone();
-        tokio::spawn(async move { p.call(1).await })
-    };
+    let answered = calling(&pipe, 1);
     let sent = peer.batch().await;
     peer.answer(vec![(sent[0].0, Ok("done".into()))]);
     assert_eq!(within(answered).await.unwrap(), Ok("done".to_string()));
