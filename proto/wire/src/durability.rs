@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use ringdb_proto::v1 as pb;
 
-use crate::InvalidArgument;
+use crate::error::InvalidArgument;
 
 /// When replicas may acknowledge a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

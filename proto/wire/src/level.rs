@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use ringdb_proto::v1::ConsistencyLevel;
 
-use crate::InvalidArgument;
+use crate::error::InvalidArgument;
 
 /// How many of a key's replicas must answer before a request succeeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
