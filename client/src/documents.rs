@@ -14,9 +14,13 @@ use crate::call::Kind;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::options::{Context, ReadOptions, WriteOptions};
-use crate::pipe::mismatched;
 use crate::results::{named, parse_values, GetResult, WriteResult};
 use crate::trace::Trace;
+
+/// The error for an answer of the wrong kind (a broken or foreign server).
+fn mismatched(what: &str) -> Status {
+    Status::internal(format!("node answered a {what} with something else"))
+}
 
 /// Write options as the wire carries them (0 / empty meaning "server default").
 struct WireWrite {

@@ -106,11 +106,6 @@ impl std::fmt::Display for InFlight {
 
 impl std::error::Error for InFlight {}
 
-/// The error for an answer of the wrong kind (a broken or foreign server).
-pub(crate) fn mismatched(what: &str) -> Status {
-    Status::internal(format!("node answered a {what} with something else"))
-}
-
 #[cfg(test)]
 mod tests {
     use std::pin::Pin;
