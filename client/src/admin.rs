@@ -3,9 +3,10 @@
 
 use ringdb_proto::v1 as pb;
 
-use crate::{
-    error, parse_values, Client, ClusterStatus, Context, Error, GetResult, Result, RingInfo,
-};
+use crate::client::Client;
+use crate::error::{self, Error, Result};
+use crate::options::Context;
+use crate::results::{parse_values, ClusterStatus, GetResult, RingInfo};
 
 /// A collection and the options it was created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +149,7 @@ impl Client {
             .into_inner();
         r.collection
             .map(Collection::from)
-            .ok_or_else(|| crate::Error::Internal("empty answer to CreateCollection".into()))
+            .ok_or_else(|| Error::Internal("empty answer to CreateCollection".into()))
     }
 
     /// Every collection the cluster knows (as one node sees it) and the default N.

@@ -2,6 +2,9 @@
 
 use tonic::Code;
 
+/// Result of a client call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// Why a request failed; each variant says whether a write may have been applied.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -123,6 +126,13 @@ impl From<tonic::Status> for Error {
             Code::Aborted => Error::Conflict(m),
             _ => Error::Internal(m),
         }
+    }
+}
+
+impl From<ringdb_wire::InvalidArgument> for Error {
+    /// A level or durability that does not exist (as a user typed it, say).
+    fn from(e: ringdb_wire::InvalidArgument) -> Self {
+        Error::InvalidArgument(e.into_message())
     }
 }
 

@@ -6,232 +6,79 @@
 //! be opened fails its requests with the connection error (never sent, safe to retry); one
 //! that breaks fails them with the transport error (a write may have been applied); a node's
 //! answer to one request fails only that request, as the unary call would. A node without
-//! the pipeline (`UNIMPLEMENTED`) gets unary calls from then on.
+//! the pipeline (`UNIMPLEMENTED`) gets unary calls from then on (see `node`).
+//!
+//! The multiplexing itself (ids, waiters, batching, a broken pipe staying broken, a
+//! dropped pipe ending its stream) is `ringdb_wire::Pipe`, shared with the node; this file
+//! opens it over the Client service and words its failures as the retry rules read them.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use ringdb_proto::v1 as pb;
 use ringdb_proto::v1::client_client::ClientClient;
 use ringdb_proto::v1::{client_request::Op, client_response::Result as Answer};
-use tokio::sync::{mpsc, oneshot};
+use ringdb_wire::pipe::{Answers, Connect, Wording};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::routing::Node;
+/// A node's pipeline: gets, puts and deletes out, their answers (or each one's own
+/// failure) back.
+pub(crate) type NodePipe = ringdb_wire::Pipe<Op, Answer, Status>;
 
-/// Requests queued for a node's stream before callers wait for room.
-const QUEUE: usize = 4096;
-
-/// Most requests in one pipeline message.
-const MAX_BATCH: usize = 512;
-
-type Reply = std::result::Result<Answer, Status>;
-
-/// A node's pipeline, reopened after it breaks; shared by clones of the node's stubs.
-#[derive(Default)]
-pub(crate) struct Slot {
-    current: Mutex<Option<Arc<Pipe>>>,
-    unsupported: AtomicBool,
+/// Start a pipeline to the node behind `client`; it opens in the background and requests
+/// queue meanwhile. If it cannot open, its requests fail with the call's own error
+/// (`UNIMPLEMENTED` from a node without pipelines).
+pub(crate) fn open(client: ClientClient<Channel>) -> Arc<NodePipe> {
+    let wording = Wording {
+        ended: "pipeline ended",
+        hung_up: Status::unavailable("node closed the pipeline"),
+        closed: Status::unavailable("pipeline closed"),
+    };
+    ringdb_wire::Pipe::open(wording, ToNode(client))
 }
 
-impl Slot {
-    /// The live pipeline, opened on demand; `None` when the node has none.
-    fn pipe(&self, client: &ClientClient<Channel>) -> Option<Arc<Pipe>> {
-        if self.unsupported.load(Ordering::Relaxed) {
-            return None;
-        }
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        match current.as_ref() {
-            Some(p) if !p.is_broken() => Some(p.clone()),
-            _ => {
-                let p = Pipe::open(client.clone());
-                *current = Some(p.clone());
-                Some(p)
-            }
-        }
+/// The Client service's pipeline call, as the stream under a node's pipe.
+struct ToNode(ClientClient<Channel>);
+
+impl Connect<Op, Answer, Status> for ToNode {
+    async fn connect(
+        mut self,
+        outbound: impl Stream<Item = Vec<(u64, Op)>> + Send + 'static,
+    ) -> Result<impl Stream<Item = Result<Answers<Answer, Status>, Status>> + Send + 'static, Status>
+    {
+        let answers = self.0.pipeline(outbound.map(requests)).await?.into_inner();
+        Ok(answers.map(answers_of))
     }
 }
 
-struct Pipe {
-    queue: mpsc::Sender<pb::ClientRequest>,
-    next_id: AtomicU64,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Why the stream ended; once set, nothing new is accepted.
-    broken: Option<Status>,
-    waiting: HashMap<u64, oneshot::Sender<Reply>>,
-}
-
-impl Pipe {
-    fn open(mut client: ClientClient<Channel>) -> Arc<Pipe> {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        let pipe = Arc::new(Pipe {
-            queue,
-            next_id: AtomicU64::new(0),
-            state: Mutex::new(State::default()),
-        });
-        // The reader holds the pipe weakly: once the client drops it, the queue's sender goes,
-        // the request stream ends, the node ends its answers and this task and its
-        // connection end too.
-        let reader = Arc::downgrade(&pipe);
-        tokio::spawn(async move {
-            let outbound = batches(rx).map(|requests| pb::ClientRequests { requests });
-            let why = match client.pipeline(outbound).await {
-                Err(status) => status,
-                Ok(resp) => {
-                    let mut inbound = resp.into_inner();
-                    loop {
-                        match inbound.message().await {
-                            Ok(Some(m)) => match reader.upgrade() {
-                                Some(pipe) => pipe.deliver(m.responses),
-                                None => return,
-                            },
-                            Ok(None) => break Status::unavailable("node closed the pipeline"),
-                            Err(status) => break broke_in_flight(&status),
-                        }
-                    }
-                }
-            };
-            tracing::debug!(error = %why, "pipeline ended");
-            if let Some(pipe) = reader.upgrade() {
-                pipe.break_with(why);
-            }
-        });
-        pipe
-    }
-
-    fn is_broken(&self) -> bool {
-        self.lock().broken.is_some()
-    }
-
-    async fn call(&self, op: Op) -> Reply {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut state = self.lock();
-            if let Some(why) = &state.broken {
-                return Err(why.clone());
-            }
-            state.waiting.insert(id, tx);
-        }
-        let _forget = Forget { pipe: self, id };
-        let req = pb::ClientRequest { id, op: Some(op) };
-        if self.queue.send(req).await.is_err() {
-            return Err(self.broken_reason());
-        }
-        rx.await.unwrap_or_else(|_| Err(self.broken_reason()))
-    }
-
-    fn deliver(&self, answers: Vec<pb::ClientResponse>) {
-        let ready: Vec<_> = {
-            let mut state = self.lock();
-            answers
-                .into_iter()
-                .filter_map(|a| state.waiting.remove(&a.id).map(|tx| (tx, a.result)))
-                .collect()
-        };
-        for (tx, result) in ready {
-            let _ = tx.send(match result {
-                Some(Answer::Failure(f)) => Err(Status::new(Code::from_i32(f.code), f.message)),
-                Some(answer) => Ok(answer),
-                None => Err(Status::internal("node answered without a result")),
-            });
-        }
-    }
-
-    fn break_with(&self, why: Status) {
-        let waiting = {
-            let mut state = self.lock();
-            state.broken.get_or_insert(why.clone());
-            std::mem::take(&mut state.waiting)
-        };
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(why.clone()));
-        }
-    }
-
-    fn broken_reason(&self) -> Status {
-        self.lock()
-            .broken
-            .clone()
-            .unwrap_or_else(|| Status::unavailable("pipeline closed"))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+/// One message of requests as the stream carries it.
+fn requests(batch: Vec<(u64, Op)>) -> pb::ClientRequests {
+    pb::ClientRequests {
+        requests: batch
+            .into_iter()
+            .map(|(id, op)| pb::ClientRequest { id, op: Some(op) })
+            .collect(),
     }
 }
 
-/// Drops a request's waiter when its caller stops waiting.
-struct Forget<'a> {
-    pipe: &'a Pipe,
-    id: u64,
-}
-
-impl Drop for Forget<'_> {
-    fn drop(&mut self) {
-        self.pipe.lock().waiting.remove(&self.id);
+/// One message of answers as the multiplexer takes them, or why the stream broke.
+fn answers_of(m: Result<pb::ClientResponses, Status>) -> Result<Answers<Answer, Status>, Status> {
+    match m {
+        Ok(m) => Ok(m.responses.into_iter().map(answer).collect()),
+        Err(status) => Err(broke_in_flight(&status)),
     }
 }
 
-/// The queue as messages of every request ready at once: after the first it yields once so
-/// tasks already runnable queue theirs too.
-fn batches(
-    rx: mpsc::Receiver<pb::ClientRequest>,
-) -> impl futures::Stream<Item = Vec<pb::ClientRequest>> + Send + 'static {
-    futures::stream::unfold(rx, |mut rx| async move {
-        let first = rx.recv().await?;
-        tokio::task::yield_now().await;
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        Some((batch, rx))
-    })
-}
-
-impl Node {
-    /// Send a get, put or delete on the node's pipeline when `pipelined` (and the node has
-    /// one), else as a call of its own.
-    pub(crate) async fn send(&mut self, op: Op, pipelined: bool) -> Reply {
-        if pipelined {
-            if let Some(pipe) = self.pipe.pipe(&self.client) {
-                match pipe.call(op.clone()).await {
-                    Err(s) if s.code() == Code::Unimplemented => {
-                        tracing::debug!("node has no pipeline; using unary calls");
-                        self.pipe.unsupported.store(true, Ordering::Relaxed);
-                    }
-                    reply => return reply,
-                }
-            }
-        }
-        match op {
-            Op::Get(r) => self
-                .client
-                .get(r)
-                .await
-                .map(|a| Answer::Get(a.into_inner())),
-            Op::Put(r) => self
-                .client
-                .put(r)
-                .await
-                .map(|a| Answer::Put(a.into_inner())),
-            Op::Delete(r) => self
-                .client
-                .delete(r)
-                .await
-                .map(|a| Answer::Delete(a.into_inner())),
-        }
-    }
+/// One answer by id; the node's failure of that request fails only that request, as the
+/// unary call would.
+fn answer(a: pb::ClientResponse) -> (u64, Result<Answer, Status>) {
+    let result = match a.result {
+        Some(Answer::Failure(f)) => Err(Status::new(Code::from_i32(f.code), f.message)),
+        Some(answer) => Ok(answer),
+        None => Err(Status::internal("node answered without a result")),
+    };
+    (a.id, result)
 }
 
 /// Why the requests on a stream that broke after it opened failed. They may have reached the
@@ -259,16 +106,12 @@ impl std::fmt::Display for InFlight {
 
 impl std::error::Error for InFlight {}
 
-/// The error for an answer of the wrong kind (a broken or foreign server).
-pub(crate) fn mismatched(what: &str) -> Status {
-    Status::internal(format!("node answered a {what} with something else"))
-}
-
 #[cfg(test)]
 mod tests {
     use std::pin::Pin;
 
     use ringdb_proto::v1::client_server::{Client as ClientApi, ClientServer};
+    use tokio::sync::mpsc;
     use tonic::{Request, Response, Streaming};
 
     use crate::{Client, RetryPolicy};

@@ -20,20 +20,11 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use ringdb_proto::v1 as pb;
-use ringdb_proto::v1::admin_client::AdminClient;
-use ringdb_proto::v1::client_client::ClientClient;
+use ringdb_wire::Token;
 use tokio::sync::Notify;
-use tonic::transport::{Channel, Endpoint};
 
-use crate::token::Token;
-use crate::{Error, Result};
-
-/// Largest message the client accepts (a read can return several large siblings).
-const MAX_MESSAGE: usize = 256 * 1024 * 1024;
-
-/// HTTP/2 receive window: a pipeline's answers to many requests share one stream, which
-/// the 64 KiB default would throttle.
-const WINDOW: u32 = 2 * 1024 * 1024;
+use crate::error::{Error, Result};
+use crate::node::Node;
 
 /// How long a node that refused a connection is tried only after the others.
 const SUSPECT_FOR: Duration = Duration::from_secs(3);
@@ -56,44 +47,6 @@ pub enum Routing {
     /// Rotate through the given addresses, whichever node owns the key (for comparison,
     /// or when the client can reach only some nodes, e.g. through a proxy).
     RoundRobin,
-}
-
-/// gRPC stubs for one node, sharing one lazily connected channel.
-#[derive(Clone)]
-pub(crate) struct Node {
-    pub(crate) client: ClientClient<Channel>,
-    pub(crate) admin: AdminClient<Channel>,
-    pub(crate) pipe: Arc<crate::pipe::Slot>,
-}
-
-fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint> {
-    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|e| Error::InvalidArgument(format!("bad node address {addr:?}: {e}")))?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .initial_stream_window_size(WINDOW)
-        .initial_connection_window_size(WINDOW)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_while_idle(true))
-}
-
-impl Node {
-    /// Stubs for `address`; nothing is connected until the first call.
-    pub(crate) fn lazy(address: &str, connect_timeout: Duration) -> Result<Node> {
-        let channel = endpoint(address, connect_timeout)?.connect_lazy();
-        Ok(Node {
-            client: ClientClient::new(channel.clone())
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-            admin: AdminClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
-            pipe: Arc::default(),
-        })
-    }
 }
 
 /// A node a request may be sent to, named for error messages.

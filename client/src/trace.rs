@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ringdb_proto::v1 as pb;
 
-use crate::Consistency;
+use ringdb_wire::Level as Consistency;
 
 /// What the coordinator of one request did, as of its answer: for seeing where a request
 /// went, which replicas were slow or down, whether replies differed and what was repaired.
@@ -173,7 +173,7 @@ impl Trace {
                     up: r.up,
                 })
                 .collect(),
-            consistency: Consistency::from_proto(t.level),
+            consistency: Consistency::known(t.level),
             required: t.required,
             events: t.events.into_iter().map(event_from_proto).collect(),
             replies_differed: t.replies_differed,

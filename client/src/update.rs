@@ -7,8 +7,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::call::unit_random;
-use crate::{Client, Context, Error, ReadOptions, Result, WriteOptions, WriteResult};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::options::{Context, ReadOptions, WriteOptions};
+use crate::results::WriteResult;
+use crate::retry::unit_random;
 
 /// Settings of one [`Client::update_with`]: levels, and how hard to try for one version.
 #[derive(Debug, Clone)]

@@ -11,25 +11,15 @@
 //!   derives the same ring.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
-/// A position on the ring: keys and virtual nodes share this space.
-pub type Token = i64;
+/// A position on the ring (keys and virtual nodes share this space), and the hash that
+/// places a document address on it, the same on every node and client: defined once in
+/// `ringdb-wire`, which the client shares.
+pub use ringdb_wire::{token_for, Token};
 
 /// Virtual nodes per node by default: enough for balance with the greedy allocator and
 /// for streaming a join from many peers at once.
 pub const DEFAULT_VNODES: usize = 64;
-
-/// Hash a document address to its ring position, the same on every node and client.
-pub fn token_for(collection: &str, key: &str) -> Token {
-    let mut input = collection
-        .as_bytes()
-        .chain(&[0u8][..])
-        .chain(key.as_bytes());
-    // Reading from in-memory slices cannot fail.
-    let h = murmur3::murmur3_x64_128(&mut input, 0).unwrap_or(0);
-    (h as u64) as i64
-}
 
 /// Ring distance from `from` (exclusive) to `to` (inclusive), as an unsigned count of positions.
 fn span(from: Token, to: Token) -> u64 {
@@ -263,8 +253,8 @@ mod tests {
         assert_ne!(token_for("users", "alice"), token_for("user", "salice"));
     }
 
-    /// The client carries its own copy of `token_for` (it must not depend on this crate)
-    /// and asserts this same table in `client/src/token.rs`: change both or neither.
+    /// Tokens already placed in rings and on disk depend on these; `ringdb-wire` asserts
+    /// the same table for the function node and client share.
     #[test]
     fn token_vectors_shared_with_the_client() {
         let vectors: [(&str, &str, i64); 5] = [

@@ -27,17 +27,7 @@ enum Want {
 }
 
 fn levels() -> Vec<&'static str> {
-    Consistency::ALL_LEVELS
-        .iter()
-        .map(|l| match l {
-            Consistency::One => "ONE",
-            Consistency::Two => "TWO",
-            Consistency::Three => "THREE",
-            Consistency::Quorum => "QUORUM",
-            Consistency::All => "ALL",
-            Consistency::Any => "ANY",
-        })
-        .collect()
+    Consistency::ALL_LEVELS.iter().map(|l| l.name()).collect()
 }
 
 /// What fits after the complete words `before` of the current statement.

@@ -28,15 +28,9 @@ impl From<Error> for Status {
     }
 }
 
-/// Parse a wire durability; unset means durable.
+/// Parse a wire durability (unset means durable) into the storage layer's.
 pub fn durability(v: i32) -> Result<Durability, Error> {
-    match ringdb_proto::v1::Durability::try_from(v) {
-        Ok(ringdb_proto::v1::Durability::Memory) => Ok(Durability::Memory),
-        Ok(_) => Ok(Durability::Durable),
-        Err(_) => Err(Error::InvalidArgument(format!(
-            "unknown durability {v}; use DURABLE or MEMORY"
-        ))),
-    }
+    Ok(ringdb_wire::Durability::from_proto(v)?.into())
 }
 
 /// A request's timeout: 0 means the default; capped at `MAX_TIMEOUT`.

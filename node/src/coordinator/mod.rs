@@ -285,11 +285,28 @@ fn silent<T>(asked: &[String], g: &quorum::Gathered<T>) -> Vec<String> {
         .collect()
 }
 
-/// Wire form of a durability.
+/// Wire form of a durability, through the one protobuf mapping in `ringdb-wire`.
 pub fn proto_durability(d: Durability) -> ringdb_proto::v1::Durability {
-    match d {
-        Durability::Durable => ringdb_proto::v1::Durability::Durable,
-        Durability::Memory => ringdb_proto::v1::Durability::Memory,
+    ringdb_wire::Durability::from(d).to_proto()
+}
+
+impl From<Durability> for ringdb_wire::Durability {
+    /// The storage layer's durability as requests carry it.
+    fn from(d: Durability) -> Self {
+        match d {
+            Durability::Durable => ringdb_wire::Durability::Durable,
+            Durability::Memory => ringdb_wire::Durability::Memory,
+        }
+    }
+}
+
+impl From<ringdb_wire::Durability> for Durability {
+    /// A request's durability as the storage layer takes it.
+    fn from(d: ringdb_wire::Durability) -> Self {
+        match d {
+            ringdb_wire::Durability::Durable => Durability::Durable,
+            ringdb_wire::Durability::Memory => Durability::Memory,
+        }
     }
 }
 

@@ -1,20 +1,15 @@
-//! Where a key lives on the ring, computed in the client so requests can go straight to a
-//! replica.
+//! Where a document lives on the ring. Nodes place keys with it and clients route with it,
+//! so both must compute the same token for every key: it is written here once.
 
-/// A position on the ring, as the cluster's `Ring` RPC reports tokens.
+use std::io::Read;
+
+/// A position on the ring: keys and virtual nodes share this space, and the cluster's
+/// `Ring` RPC reports tokens in it.
 pub type Token = i64;
 
 /// The ring position of a document: the low 64 bits (Cassandra's `h1`) of MurmurHash3
 /// x64_128, seed 0, of `collection \0 key`, read as a signed i64.
-///
-/// This is a copy of `ringdb_node::ring::token_for`, kept here on purpose: the client must
-/// not depend on the node crate (it would pull storage, gossip and the server into every
-/// application). Both crates assert the same fixed key → token vectors in their unit tests,
-/// and the integration tests compare the two on many keys, so neither can change alone. A
-/// drift would not break correctness (any node coordinates any key) but would silently cost
-/// the hop that token-aware routing saves.
 pub fn token_for(collection: &str, key: &str) -> Token {
-    use std::io::Read;
     let mut input = collection
         .as_bytes()
         .chain(&[0u8][..])
@@ -28,8 +23,8 @@ pub fn token_for(collection: &str, key: &str) -> Token {
 mod tests {
     use super::token_for;
 
-    /// Obtained from `ringdb_node::ring::token_for`; the node's ring tests assert the same
-    /// table.
+    /// Fixed key → token pairs: tokens already placed on disk and in rings depend on them,
+    /// so they must never change.
     const VECTORS: [(&str, &str, i64); 5] = [
         ("users", "alice", -3033734117929159040),
         ("usertable", "user0000000042", -7660759409904080294),
@@ -39,10 +34,17 @@ mod tests {
     ];
 
     #[test]
-    fn matches_the_nodes_tokens() {
+    fn tokens_never_change() {
         for (c, k, want) in VECTORS {
             assert_eq!(token_for(c, k), want, "token of {c:?}/{k:?}");
         }
+    }
+
+    #[test]
+    fn token_is_cassandra_h1_of_collection_nul_key() {
+        let mut direct = &b"users\0alice"[..];
+        let h = murmur3::murmur3_x64_128(&mut direct, 0).unwrap();
+        assert_eq!(token_for("users", "alice"), (h as u64) as i64);
     }
 
     #[test]
