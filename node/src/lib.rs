@@ -5,10 +5,9 @@ pub mod api;
 pub mod cluster;
 pub mod coordinator;
 pub mod error;
-pub mod merkle;
 pub mod repair;
-pub mod ring;
 pub mod server;
 pub mod storage;
 pub mod transport;
-pub mod version;
+
+pub use ringdb_core::{merkle, ring, version};
