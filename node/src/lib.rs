@@ -10,4 +10,4 @@ pub mod server;
 pub mod storage;
 pub mod transport;
 
-pub use ringdb_core::{merkle, ring, version};
+pub use ringdb_core::{clock, merkle, ring, version};

@@ -31,12 +31,12 @@ use crate::ring::{Ring, Token};
 use phi::PhiDetector;
 use schema::Schema;
 
-/// Wall-clock milliseconds since the Unix epoch (creation times, hint ages, repair times).
+/// Wall-clock milliseconds since the Unix epoch from the system clock, for code without a
+/// node's [`Clock`](crate::clock::Clock) at hand; a node's own layers read the clock it was
+/// built with.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now_ms()
 }
 
 /// A member that owns its tokens and serves reads.

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use tokio::sync::oneshot;
 
+use crate::clock::{self, Clock};
 use crate::ring::{token_for, Token};
 use crate::version::{CausalContext, DecodeError, SiblingSet};
 pub use engine::{Engine, MemEngine, Pairs, SledEngine, Space};
@@ -169,11 +170,22 @@ pub struct Storage {
     next_shard: Arc<std::sync::atomic::AtomicUsize>,
     trees: Arc<Trees>,
     closed: Arc<std::sync::atomic::AtomicBool>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Storage {
-    /// Start the storage threads and the flusher over an engine.
+    /// Start the storage threads and the flusher over an engine, on the system clock.
     pub fn start(engine: Arc<dyn Engine>, config: PoolConfig) -> Result<Storage, StorageError> {
+        Storage::start_with_clock(engine, config, clock::system())
+    }
+
+    /// Start the storage threads and the flusher over an engine, reading time from `clock`
+    /// (the node's clock, so a simulation can move it).
+    pub fn start_with_clock(
+        engine: Arc<dyn Engine>,
+        config: PoolConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Storage, StorageError> {
         let stats = Arc::new(Stats::default());
         let (trees, keys, bytes) = trees::open(engine.as_ref())?;
         let trees = Arc::new(trees);
@@ -198,6 +210,7 @@ impl Storage {
                 flush: flush_tx.clone(),
                 stats: stats.clone(),
                 trees: trees.clone(),
+                clock: clock.clone(),
                 closed: closed.clone(),
             };
             thread::Builder::new()
@@ -215,6 +228,7 @@ impl Storage {
             next_shard: Default::default(),
             trees,
             closed,
+            clock,
         })
     }
 
@@ -229,6 +243,11 @@ impl Storage {
     /// Counters for status reporting.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The clock this storage reads time from (the node's).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     async fn call<T>(
