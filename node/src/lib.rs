@@ -7,7 +7,7 @@ pub mod coordinator;
 pub mod error;
 pub mod repair;
 pub mod server;
-pub mod storage;
 pub mod transport;
 
 pub use ringdb_core::{clock, merkle, ring, version};
+pub use ringdb_storage as storage;

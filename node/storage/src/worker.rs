@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 
 use super::trees::Trees;
 use super::{Durability, Engine, Mint, Minted, Space, Stats, StorageError};
-use crate::clock::Clock;
-use crate::version::SiblingSet;
+use ringdb_core::clock::Clock;
+use ringdb_core::version::SiblingSet;
 
 pub(super) type EngineTask = Box<dyn FnOnce(&dyn Engine) + Send>;
 
@@ -150,7 +150,7 @@ fn purge(
         engine.aux_delete(Space::Dead, key)?;
         return Ok(false);
     };
-    if crate::merkle::entry_hash(key, &cur) != hash {
+    if ringdb_core::merkle::entry_hash(key, &cur) != hash {
         return Ok(false);
     }
     engine.delete(key)?;

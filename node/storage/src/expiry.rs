@@ -47,8 +47,8 @@ mod tests {
 
     use bytes::Bytes;
 
-    use crate::storage::{Durability, MemEngine, Mint, PoolConfig, Storage};
-    use crate::version::CausalContext;
+    use crate::{Durability, MemEngine, Mint, PoolConfig, Storage};
+    use ringdb_core::version::CausalContext;
 
     #[tokio::test]
     async fn the_sweep_turns_due_documents_into_tombstones_and_leaves_the_rest() {

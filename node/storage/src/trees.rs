@@ -8,8 +8,8 @@ use std::sync::{Arc, Barrier, RwLock};
 
 use super::worker::Job;
 use super::{parse_entry, token_prefix, Engine, Storage, StorageError};
-use crate::merkle::{cover, entry_hash, segment_of, Leaves};
-use crate::ring::Token;
+use ringdb_core::merkle::{cover, entry_hash, segment_of, Leaves};
+use ringdb_core::ring::Token;
 
 /// Meta key set while a checkpoint on disk matches the data; cleared as soon as a node
 /// starts writing again.

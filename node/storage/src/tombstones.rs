@@ -3,8 +3,8 @@
 
 use super::worker::Job;
 use super::{parse_entry, storage_key, Space, Storage, StorageError};
-use crate::merkle::entry_hash;
-use crate::ring::token_for;
+use ringdb_core::merkle::entry_hash;
+use ringdb_core::ring::token_for;
 
 impl Storage {
     /// Keys noted as holding only tombstones since before `noted_before_ms`, up to `limit`.
@@ -66,8 +66,8 @@ mod tests {
 
     use bytes::Bytes;
 
-    use crate::storage::{Durability, MemEngine, Mint, PoolConfig, Storage};
-    use crate::version::CausalContext;
+    use crate::{Durability, MemEngine, Mint, PoolConfig, Storage};
+    use ringdb_core::version::CausalContext;
 
     #[tokio::test]
     async fn only_a_tombstone_that_is_still_the_same_is_purged() {

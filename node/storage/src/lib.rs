@@ -25,10 +25,10 @@ use bytes::Bytes;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use crate::clock::{self, Clock};
-use crate::ring::{token_for, Token};
-use crate::version::{CausalContext, DecodeError, SiblingSet};
 pub use engine::{Engine, MemEngine, Pairs, SledEngine, Space};
+use ringdb_core::clock::{self, Clock};
+use ringdb_core::ring::{token_for, Token};
+use ringdb_core::version::{CausalContext, DecodeError, SiblingSet};
 pub use trees::Trees;
 use worker::{flusher, worker, FlushWaiter, Job, Reply, Shared};
 
