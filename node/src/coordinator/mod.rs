@@ -31,6 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::cluster::Membership;
 use crate::error::{Error, Result};
 use crate::ring::token_for;
@@ -119,6 +120,7 @@ pub struct Coordinator {
     transport: Arc<dyn Transport>,
     actor: String,
     config: CoordinatorConfig,
+    clock: Arc<dyn Clock>,
     stats: Arc<CoordinatorStats>,
 }
 
@@ -132,7 +134,8 @@ struct Replicas {
 }
 
 impl Coordinator {
-    /// A coordinator minting versions as `actor` (this node's current incarnation).
+    /// A coordinator minting versions as `actor` (this node's current incarnation), with
+    /// timestamps and TTLs read off `clock`.
     pub fn new(
         membership: Arc<Membership>,
         storage: Storage,
@@ -140,6 +143,7 @@ impl Coordinator {
         hints: Arc<Hints>,
         actor: String,
         config: CoordinatorConfig,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let reach = Arc::new(Reach {
             membership: membership.clone(),
@@ -154,6 +158,7 @@ impl Coordinator {
             transport,
             actor,
             config,
+            clock,
             stats: Arc::default(),
         }
     }
@@ -161,6 +166,11 @@ impl Coordinator {
     /// Settings in force.
     pub fn config(&self) -> &CoordinatorConfig {
         &self.config
+    }
+
+    /// The node's clock (timestamps, TTLs, collection creation times).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Counters of coordination work.
@@ -271,7 +281,7 @@ impl Coordinator {
     /// This node's own replica of a key, without coordination or repair.
     pub async fn local_get(&self, collection: &str, key: &str) -> Result<SiblingSet> {
         let mut set = self.storage.read(collection, key).await?;
-        set.expire(crate::cluster::now_ms());
+        set.expire(self.clock.now_ms());
         Ok(set)
     }
 }

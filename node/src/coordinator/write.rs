@@ -17,7 +17,6 @@ use super::quorum::{describe_failures, gather};
 use super::reach::{self, Missed};
 use super::trace::{no_digest, timed, Recorder, Traced, Tracer};
 use super::{from_code, proto_durability, silent, Coordinator, Level, WriteOp, WriteReply};
-use crate::cluster::now_ms;
 use crate::error::{Error, Result};
 use crate::storage::{Durability, Mint};
 use crate::transport::TransportError;
@@ -86,7 +85,7 @@ impl Coordinator {
         if self
             .membership
             .schema()
-            .ensure(&op.collection, self.me(), now_ms())
+            .ensure(&op.collection, self.me(), self.clock.now_ms())
         {
             self.membership.note_change();
         }
@@ -158,7 +157,7 @@ impl Coordinator {
             0 => self.membership.schema().ttl_secs(collection),
             t => t,
         };
-        (ttl > 0).then(|| now_ms().saturating_add(ttl.saturating_mul(1000)))
+        (ttl > 0).then(|| self.clock.now_ms().saturating_add(ttl.saturating_mul(1000)))
     }
 
     /// Mint the version here and replicate it (`coordinate_write`).
@@ -182,7 +181,7 @@ impl Coordinator {
             actor: self.actor.clone(),
             context: op.context,
             value: op.value,
-            timestamp_ms: now_ms(),
+            timestamp_ms: self.clock.now_ms(),
             expires_ms: op.expires_ms,
         };
         // Apply in memory first; the local fsync then runs in parallel with the remote writes.

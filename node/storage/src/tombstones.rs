@@ -67,6 +67,7 @@ mod tests {
     use bytes::Bytes;
 
     use crate::{Durability, MemEngine, Mint, PoolConfig, Storage};
+    use ringdb_core::clock::ManualClock;
     use ringdb_core::version::CausalContext;
 
     #[tokio::test]
@@ -110,5 +111,32 @@ mod tests {
         assert_ne!(s.trees().roots(), root, "the tree forgot the entry");
         assert_eq!(s.trees().roots()[0].1, 0);
         assert_eq!(s.stats().keys.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_key_is_noted_dead_at_the_time_of_the_clock_storage_was_given() {
+        let clock = Arc::new(ManualClock::new(5_000));
+        let s = Storage::start_with_clock(
+            Arc::new(MemEngine::default()),
+            PoolConfig::default(),
+            clock.clone(),
+        )
+        .unwrap();
+        let tombstone = Mint {
+            actor: "n1.1".into(),
+            context: CausalContext::new(),
+            value: None,
+            timestamp_ms: 1,
+            expires_ms: None,
+        };
+        s.mint("c", "k", tombstone, Durability::Memory)
+            .await
+            .unwrap();
+        clock.advance(std::time::Duration::from_secs(3600));
+        assert!(
+            s.dead_keys(4_999, 10).await.unwrap().is_empty(),
+            "noted at 5000 by the injected clock, whatever the system clock says"
+        );
+        assert_eq!(s.dead_keys(5_000, 10).await.unwrap().len(), 1);
     }
 }
