@@ -2,7 +2,8 @@
 //! a tombstone at the instant its TTL passes (reads already treat it so); the sweep makes
 //! the stored bytes follow, using the expiry index the writers keep.
 
-use super::{parse_entry, Durability, Space, Storage, StorageError};
+use crate::keys::parse_entry;
+use crate::{Durability, Space, Storage, StorageError};
 
 impl Storage {
     /// Turn up to `limit` documents whose TTL passed by `now_ms` into tombstones. Returns

@@ -2,7 +2,8 @@
 //! only if it still holds exactly what every replica was found to hold.
 
 use super::worker::Job;
-use super::{parse_entry, storage_key, Space, Storage, StorageError};
+use crate::keys::{parse_entry, storage_key};
+use crate::{Space, Storage, StorageError};
 use ringdb_core::merkle::entry_hash;
 use ringdb_core::ring::token_for;
 
