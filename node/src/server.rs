@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::api::admin::AdminService;
 use crate::api::client::ClientService;
 use crate::api::internode::InternodeService;
+use crate::clock::{self, Clock};
 use crate::cluster::{
     gossip, join, leave, Membership, MembershipConfig, STATUS_JOINING, STATUS_LEAVING,
     STATUS_NORMAL,
@@ -63,6 +64,8 @@ pub struct NodeConfig {
     pub hints: HintConfig,
     /// Anti-entropy pacing.
     pub aae: AaeConfig,
+    /// Where every layer of the node reads wall-clock time; a simulation may move it.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl NodeConfig {
@@ -88,6 +91,7 @@ impl NodeConfig {
             membership: MembershipConfig::default(),
             hints: HintConfig::default(),
             aae: AaeConfig::default(),
+            clock: clock::system(),
         }
     }
 }
@@ -256,7 +260,7 @@ pub async fn assemble(
     address: String,
 ) -> Result<Assembled, StartError> {
     check(config)?;
-    let storage = Storage::start(engine, config.storage.clone())?;
+    let storage = Storage::start_with_clock(engine, config.storage.clone(), config.clock.clone())?;
     match storage.get_meta(META_NODE_ID).await? {
         Some(owner) if owner != config.node_id.as_bytes() => {
             return Err(StartError::Config(format!(
@@ -276,10 +280,7 @@ pub async fn assemble(
     // A new incarnation on every start: dots minted after a crash never reuse lost ones.
     // Seconds since the epoch (like Cassandra's generation) so that a node wiped and started
     // again under its old id still supersedes what the cluster remembers of it.
-    let epoch_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let epoch_secs = config.clock.now_ms() / 1000;
     let incarnation = (decode_u64(&storage, META_INCARNATION).await? + 1).max(epoch_secs);
     storage
         .put_meta(META_INCARNATION, incarnation.to_be_bytes().to_vec())
@@ -345,13 +346,20 @@ pub async fn assemble(
     gossip::persist(&membership, &storage).await;
 
     let actor = format!("{}.{}", config.node_id, incarnation);
-    let hints = Hints::open(storage.clone(), membership.clone(), config.hints.clone()).await?;
+    let hints = Hints::open(
+        storage.clone(),
+        membership.clone(),
+        config.hints.clone(),
+        config.clock.clone(),
+    )
+    .await?;
     let anti_entropy = Arc::new(AntiEntropy::new(
         membership.clone(),
         storage.clone(),
         hints.clone(),
         transport.clone(),
         config.aae.clone(),
+        config.clock.clone(),
     ));
     let coordinator = Arc::new(Coordinator::new(
         membership.clone(),
@@ -360,6 +368,7 @@ pub async fn assemble(
         hints,
         actor,
         config.coordinator.clone(),
+        config.clock.clone(),
     ));
 
     Ok(Assembled {

@@ -15,7 +15,6 @@ use tonic::{Request, Response, Status};
 
 use crate::cluster::gossip;
 use crate::cluster::leave::{self, Refusal};
-use crate::cluster::now_ms;
 use crate::cluster::schema::SchemaError;
 use crate::cluster::Membership;
 use crate::coordinator::validate::{self, context_token};
@@ -148,7 +147,7 @@ impl Admin for AdminService {
             r.replication,
             r.default_ttl_secs,
             self.membership.node_id(),
-            now_ms(),
+            self.coordinator.clock().now_ms(),
         ) {
             Ok(def) => {
                 self.membership.note_change();

@@ -30,7 +30,9 @@ impl From<Error> for Status {
 
 /// Parse a wire durability (unset means durable) into the storage layer's.
 pub fn durability(v: i32) -> Result<Durability, Error> {
-    Ok(ringdb_wire::Durability::from_proto(v)?.into())
+    Ok(crate::coordinator::storage_durability(
+        ringdb_wire::Durability::from_proto(v)?,
+    ))
 }
 
 /// A request's timeout: 0 means the default; capped at `MAX_TIMEOUT`.

@@ -16,8 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringdb_proto::v1::{RangeEntry, ReplicaWriteBatchRequest, ReplicaWriteRequest};
 
+use crate::clock::Clock;
 use crate::cluster::leave::HandOff;
-use crate::cluster::now_ms;
 use crate::cluster::schema::Schema;
 use crate::cluster::{Membership, STATUS_LEFT};
 use crate::ring::{token_for, Ring};
@@ -102,15 +102,18 @@ pub struct Hints {
     storage: Storage,
     membership: Arc<Membership>,
     config: HintConfig,
+    clock: Arc<dyn Clock>,
     pending: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Hints {
-    /// Open the hints kept by an earlier run, counting them per target.
+    /// Open the hints kept by an earlier run, counting them per target; hint ages are read
+    /// off `clock`.
     pub async fn open(
         storage: Storage,
         membership: Arc<Membership>,
         config: HintConfig,
+        clock: Arc<dyn Clock>,
     ) -> Result<Arc<Hints>, StorageError> {
         let all = storage
             .run(|e| e.aux_scan(Space::Hints, b"", usize::MAX))
@@ -126,6 +129,7 @@ impl Hints {
             storage,
             membership,
             config,
+            clock,
             pending: Mutex::new(pending),
         });
         hints.publish();
@@ -166,7 +170,7 @@ impl Hints {
     /// repair, or storage failed), so write receipts can say which replicas hold a hint.
     pub async fn store(&self, target: &str, collection: &str, key: &str, siblings: Bytes) -> bool {
         let hint = Hint {
-            created_ms: now_ms(),
+            created_ms: self.clock.now_ms(),
             collection: collection.to_string(),
             key: key.to_string(),
             siblings,
@@ -320,7 +324,8 @@ impl Hints {
                     self.remove(&target, k).await;
                     continue;
                 };
-                if now_ms().saturating_sub(hint.created_ms) > self.config.max_age.as_millis() as u64
+                if self.clock.now_ms().saturating_sub(hint.created_ms)
+                    > self.config.max_age.as_millis() as u64
                 {
                     tracing::warn!(target_node = %target, collection = %hint.collection, key = %hint.key, "hint expired; key recorded for repair");
                     if self

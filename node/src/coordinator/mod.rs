@@ -31,6 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::cluster::Membership;
 use crate::error::{Error, Result};
 use crate::ring::token_for;
@@ -119,6 +120,7 @@ pub struct Coordinator {
     transport: Arc<dyn Transport>,
     actor: String,
     config: CoordinatorConfig,
+    clock: Arc<dyn Clock>,
     stats: Arc<CoordinatorStats>,
 }
 
@@ -132,7 +134,8 @@ struct Replicas {
 }
 
 impl Coordinator {
-    /// A coordinator minting versions as `actor` (this node's current incarnation).
+    /// A coordinator minting versions as `actor` (this node's current incarnation), with
+    /// timestamps and TTLs read off `clock`.
     pub fn new(
         membership: Arc<Membership>,
         storage: Storage,
@@ -140,6 +143,7 @@ impl Coordinator {
         hints: Arc<Hints>,
         actor: String,
         config: CoordinatorConfig,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let reach = Arc::new(Reach {
             membership: membership.clone(),
@@ -154,6 +158,7 @@ impl Coordinator {
             transport,
             actor,
             config,
+            clock,
             stats: Arc::default(),
         }
     }
@@ -161,6 +166,11 @@ impl Coordinator {
     /// Settings in force.
     pub fn config(&self) -> &CoordinatorConfig {
         &self.config
+    }
+
+    /// The node's clock (timestamps, TTLs, collection creation times).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Counters of coordination work.
@@ -271,7 +281,7 @@ impl Coordinator {
     /// This node's own replica of a key, without coordination or repair.
     pub async fn local_get(&self, collection: &str, key: &str) -> Result<SiblingSet> {
         let mut set = self.storage.read(collection, key).await?;
-        set.expire(crate::cluster::now_ms());
+        set.expire(self.clock.now_ms());
         Ok(set)
     }
 }
@@ -287,26 +297,18 @@ fn silent<T>(asked: &[String], g: &quorum::Gathered<T>) -> Vec<String> {
 
 /// Wire form of a durability, through the one protobuf mapping in `ringdb-wire`.
 pub fn proto_durability(d: Durability) -> ringdb_proto::v1::Durability {
-    ringdb_wire::Durability::from(d).to_proto()
-}
-
-impl From<Durability> for ringdb_wire::Durability {
-    /// The storage layer's durability as requests carry it.
-    fn from(d: Durability) -> Self {
-        match d {
-            Durability::Durable => ringdb_wire::Durability::Durable,
-            Durability::Memory => ringdb_wire::Durability::Memory,
-        }
+    match d {
+        Durability::Durable => ringdb_wire::Durability::Durable,
+        Durability::Memory => ringdb_wire::Durability::Memory,
     }
+    .to_proto()
 }
 
-impl From<ringdb_wire::Durability> for Durability {
-    /// A request's durability as the storage layer takes it.
-    fn from(d: ringdb_wire::Durability) -> Self {
-        match d {
-            ringdb_wire::Durability::Durable => Durability::Durable,
-            ringdb_wire::Durability::Memory => Durability::Memory,
-        }
+/// A request's durability as the storage layer takes it (storage knows no wire types).
+pub fn storage_durability(d: ringdb_wire::Durability) -> Durability {
+    match d {
+        ringdb_wire::Durability::Durable => Durability::Durable,
+        ringdb_wire::Durability::Memory => Durability::Memory,
     }
 }
 

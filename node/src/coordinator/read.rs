@@ -114,7 +114,7 @@ impl Coordinator {
         }
         // An expired document reads as deleted at once, and read repair spreads the
         // expired form (it wins over the unexpired one in every merge).
-        merged.expire(crate::cluster::now_ms());
+        merged.expire(self.clock.now_ms());
         if let Some(rec) = tracer {
             let stale: Vec<String> = gathered
                 .ok

@@ -16,12 +16,28 @@ use tokio::time::Instant;
 use super::quorum::{describe_failures, gather};
 use super::reach::{self, Missed};
 use super::trace::{no_digest, timed, Recorder, Traced, Tracer};
-use super::{from_code, proto_durability, silent, Coordinator, Level, WriteOp, WriteReply};
-use crate::cluster::now_ms;
+use super::{
+    from_code, proto_durability, silent, Coordinator, Level, Replicas, WriteOp, WriteReply,
+};
 use crate::error::{Error, Result};
 use crate::storage::{Durability, Mint};
 use crate::transport::TransportError;
 use crate::version::{CausalContext, SiblingSet};
+
+/// What one write is to do, worked out once per request and passed along.
+struct WritePlan {
+    /// The key's replicas (primary, live, joining).
+    replicas: Replicas,
+    /// Acknowledgements the level needs.
+    required: usize,
+}
+
+impl WritePlan {
+    /// Whether `node` is one of the key's N replicas.
+    fn names(&self, node: &str) -> bool {
+        self.replicas.all.iter().any(|r| r == node)
+    }
+}
 
 impl Coordinator {
     /// Write a document (or tombstone) at `op.level`, from any node.
@@ -41,7 +57,7 @@ impl Coordinator {
 
     /// Mint the version here (this node is a replica of the key) and replicate it.
     pub async fn coordinate_write(&self, op: WriteOp) -> Result<WriteReply> {
-        self.mint_and_replicate(op, None).await
+        self.coordinate(op, None).await
     }
 
     /// [`Coordinator::coordinate_write`] for a write `forwarded_from` asked to trace.
@@ -52,7 +68,7 @@ impl Coordinator {
     ) -> Traced<WriteReply> {
         let rec = Recorder::new("write", self.me());
         rec.update(|t| t.forwarded_from = forwarded_from.to_string());
-        let result = self.mint_and_replicate(op, Some(&rec)).await;
+        let result = self.coordinate(op, Some(&rec)).await;
         Traced {
             result,
             trace: rec.snapshot(),
@@ -79,25 +95,35 @@ impl Coordinator {
         }
     }
 
-    async fn write(&self, op: WriteOp, tracer: Tracer<'_>) -> Result<WriteReply> {
+    /// Plan a write: check the level against N, create the collection on a client's first
+    /// write (`first_write`; a forwarded write was planned so by its first coordinator), find
+    /// the replicas, record them in the trace, and fail if too few are up.
+    fn plan_write(&self, op: &WriteOp, tracer: Tracer<'_>, first_write: bool) -> Result<WritePlan> {
         let n = self.n(&op.collection);
         op.level.check(n, false)?;
         // A first write creates its collection with the default options.
-        if self
-            .membership
-            .schema()
-            .ensure(&op.collection, self.me(), now_ms())
+        if first_write
+            && self
+                .membership
+                .schema()
+                .ensure(&op.collection, self.me(), self.clock.now_ms())
         {
             self.membership.note_change();
         }
         let replicas = self.replicas(&op.collection, &op.key);
         self.trace_plan(tracer, &replicas, op.level, n);
-        self.check_available("write", op.level, &op.collection, &op.key, &replicas)?;
-        if replicas.all.iter().any(|r| r == self.me()) {
-            return self.mint_and_replicate(op, tracer).await;
+        let required =
+            self.check_available("write", op.level, &op.collection, &op.key, &replicas)?;
+        Ok(WritePlan { replicas, required })
+    }
+
+    async fn write(&self, op: WriteOp, tracer: Tracer<'_>) -> Result<WriteReply> {
+        let plan = self.plan_write(&op, tracer, true)?;
+        if plan.names(self.me()) {
+            return self.mint_and_replicate(op, plan, tracer).await;
         }
         // Not a replica: hand the write to the first live one, which mints the version.
-        let minter = replicas.live[0].clone();
+        let minter = plan.replicas.live[0].clone();
         let addr = self
             .membership
             .address(&minter)
@@ -158,18 +184,14 @@ impl Coordinator {
             0 => self.membership.schema().ttl_secs(collection),
             t => t,
         };
-        (ttl > 0).then(|| now_ms().saturating_add(ttl.saturating_mul(1000)))
+        (ttl > 0).then(|| self.clock.now_ms().saturating_add(ttl.saturating_mul(1000)))
     }
 
-    /// Mint the version here and replicate it (`coordinate_write`).
-    async fn mint_and_replicate(&self, op: WriteOp, tracer: Tracer<'_>) -> Result<WriteReply> {
-        let n = self.n(&op.collection);
-        op.level.check(n, false)?;
-        let replicas = self.replicas(&op.collection, &op.key);
-        self.trace_plan(tracer, &replicas, op.level, n);
-        let required =
-            self.check_available("write", op.level, &op.collection, &op.key, &replicas)?;
-        if !replicas.all.iter().any(|r| r == self.me()) {
+    /// A write forwarded here to mint (`coordinate_write`): plan it in this node's view of
+    /// the ring, where it must be a replica of the key.
+    async fn coordinate(&self, op: WriteOp, tracer: Tracer<'_>) -> Result<WriteReply> {
+        let plan = self.plan_write(&op, tracer, false)?;
+        if !plan.names(self.me()) {
             return Err(Error::Unavailable(format!(
                 "node {} is not a replica of {}/{} in its view of the ring; retry",
                 self.me(),
@@ -177,12 +199,23 @@ impl Coordinator {
                 op.key
             )));
         }
+        self.mint_and_replicate(op, plan, tracer).await
+    }
+
+    /// Mint the version here (a replica of the key, by `plan`) and replicate it.
+    async fn mint_and_replicate(
+        &self,
+        op: WriteOp,
+        plan: WritePlan,
+        tracer: Tracer<'_>,
+    ) -> Result<WriteReply> {
+        let WritePlan { replicas, required } = plan;
         let deadline = Self::deadline(op.timeout);
         let mint = Mint {
             actor: self.actor.clone(),
             context: op.context,
             value: op.value,
-            timestamp_ms: now_ms(),
+            timestamp_ms: self.clock.now_ms(),
             expires_ms: op.expires_ms,
         };
         // Apply in memory first; the local fsync then runs in parallel with the remote writes.

@@ -24,8 +24,10 @@ impl AntiEntropy {
         if peers.iter().any(|(_, _, up)| !up) || membership.pending_ring().is_some() {
             return 0; // a node that is away may hold old versions or hints
         }
-        let cutoff =
-            crate::cluster::now_ms().saturating_sub(self.config.tombstone_grace.as_millis() as u64);
+        let cutoff = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.config.tombstone_grace.as_millis() as u64);
         let Ok(dead) = self.storage.dead_keys(cutoff, 4096).await else {
             return 0;
         };

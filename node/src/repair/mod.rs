@@ -15,6 +15,7 @@ use ringdb_proto::v1::{
 
 mod gc;
 
+use crate::clock::Clock;
 use crate::cluster::Membership;
 use crate::coordinator::hints::Hints;
 use crate::merkle::{segment_of, split, split_evenly, FINEST};
@@ -113,6 +114,7 @@ pub struct AntiEntropy {
     hints: Arc<Hints>,
     transport: Arc<dyn Transport>,
     config: AaeConfig,
+    clock: Arc<dyn Clock>,
     stats: AaeStats,
     /// Serialises passes: an operator's repair waits for the background one.
     running: tokio::sync::Mutex<()>,
@@ -123,13 +125,13 @@ pub struct AntiEntropy {
     silent: std::sync::Mutex<HashSet<String>>,
 }
 
-/// Sweep expired documents into tombstones every `every`, a batch at a time; run as a
-/// background task.
+/// Sweep expired documents into tombstones every `every`, a batch at a time, by the
+/// storage's clock; run as a background task.
 pub async fn sweep_expired(storage: Storage, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         loop {
-            match storage.sweep_expired(crate::cluster::now_ms(), 1024).await {
+            match storage.sweep_expired(storage.clock().now_ms(), 1024).await {
                 Ok(n) if n >= 1024 => continue, // more are due: go on at once
                 Ok(_) => break,
                 Err(e) => {
@@ -186,13 +188,14 @@ fn wire(first: Token, last: Token) -> TokenRange {
 }
 
 impl AntiEntropy {
-    /// Anti-entropy for this node.
+    /// Anti-entropy for this node, dating its passes and tombstone grace by `clock`.
     pub fn new(
         membership: Arc<Membership>,
         storage: Storage,
         hints: Arc<Hints>,
         transport: Arc<dyn Transport>,
         config: AaeConfig,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         AntiEntropy {
             membership,
@@ -200,6 +203,7 @@ impl AntiEntropy {
             hints,
             transport,
             config,
+            clock,
             stats: AaeStats::default(),
             running: tokio::sync::Mutex::new(()),
             verified: Default::default(),
@@ -238,7 +242,7 @@ impl AntiEntropy {
                 keys_repaired: 0,
             });
         e.last = last;
-        e.at_ms = crate::cluster::now_ms();
+        e.at_ms = self.clock.now_ms();
         e.keys_repaired += keys;
     }
 
@@ -357,7 +361,7 @@ impl AntiEntropy {
         self.stats.passes.fetch_add(1, Ordering::Relaxed);
         self.stats
             .last_pass_ms
-            .store(crate::cluster::now_ms(), Ordering::Relaxed);
+            .store(self.clock.now_ms(), Ordering::Relaxed);
         self.stats
             .bytes_exchanged
             .fetch_add(report.bytes_exchanged, Ordering::Relaxed);

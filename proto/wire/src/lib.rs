@@ -12,10 +12,11 @@ mod durability;
 mod error;
 mod level;
 pub mod pipe;
-mod token;
 
 pub use durability::Durability;
 pub use error::InvalidArgument;
 pub use level::Level;
 pub use pipe::Pipe;
-pub use token::{token_for, Token};
+/// Defined in the pure `ringdb-core` (no protobuf there) and shared from here, so node and
+/// client place every key with the same function.
+pub use ringdb_core::token::{token_for, Token};

@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 
 use super::trees::Trees;
 use super::{Durability, Engine, Mint, Minted, Space, Stats, StorageError};
-use crate::version::SiblingSet;
+use ringdb_core::clock::Clock;
+use ringdb_core::version::SiblingSet;
 
 pub(super) type EngineTask = Box<dyn FnOnce(&dyn Engine) + Send>;
 
@@ -121,13 +122,18 @@ pub(super) fn expiry_key(expires_ms: u64, storage_key: &[u8]) -> Vec<u8> {
 
 /// Note when a stored set's next TTL falls due, so the sweep finds it without scanning.
 /// Stale entries (the key was rewritten) are harmless: the sweep checks the key itself.
-fn schedule_expiry(engine: &dyn Engine, key: &[u8], set: &SiblingSet) -> Result<(), StorageError> {
+fn schedule_expiry(
+    engine: &dyn Engine,
+    clock: &dyn Clock,
+    key: &[u8],
+    set: &SiblingSet,
+) -> Result<(), StorageError> {
     if let Some(e) = set.next_expiry() {
         engine.aux_put(Space::Expiry, &expiry_key(e, key), &[])?;
     }
     // A key left with only tombstones is a purge candidate (checked again before purging).
     if set.live_values().next().is_none() {
-        engine.aux_put(Space::Dead, key, &crate::cluster::now_ms().to_be_bytes())?;
+        engine.aux_put(Space::Dead, key, &clock.now_ms().to_be_bytes())?;
     }
     Ok(())
 }
@@ -144,7 +150,7 @@ fn purge(
         engine.aux_delete(Space::Dead, key)?;
         return Ok(false);
     };
-    if crate::merkle::entry_hash(key, &cur) != hash {
+    if ringdb_core::merkle::entry_hash(key, &cur) != hash {
         return Ok(false);
     }
     engine.delete(key)?;
@@ -161,6 +167,8 @@ pub(super) struct Shared {
     pub flush: Sender<FlushWaiter>,
     pub stats: Arc<Stats>,
     pub trees: Arc<Trees>,
+    /// Where time comes from (when a key was noted as holding only tombstones).
+    pub clock: Arc<dyn Clock>,
     /// Set once the trees are checkpointed for shutdown: later writes would make the
     /// checkpoint stale, so they are refused.
     pub closed: Arc<AtomicBool>,
@@ -172,9 +180,10 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
         flush,
         stats,
         trees,
+        clock,
         closed,
     } = shared;
-    let engine = engine.as_ref();
+    let (engine, clock) = (engine.as_ref(), clock.as_ref());
     let defer = |w: FlushWaiter| {
         if let Err(e) = flush.send(w) {
             e.into_inner().finish(Err(StorageError::Stopped));
@@ -206,7 +215,7 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                     let encoded = cur.encode();
                     if old.as_deref() != Some(encoded.as_slice()) {
                         store(engine, &stats, &trees, &key, &encoded, old.as_deref())?;
-                        schedule_expiry(engine, &key, &cur)?;
+                        schedule_expiry(engine, clock, &key, &cur)?;
                     }
                     Ok(())
                 });
@@ -233,7 +242,7 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                     cur.set_expiry(&context, mint.expires_ms);
                     let encoded = Bytes::from(cur.encode());
                     store(engine, &stats, &trees, &key, &encoded, old.as_deref())?;
-                    schedule_expiry(engine, &key, &cur)?;
+                    schedule_expiry(engine, clock, &key, &cur)?;
                     Ok(Minted {
                         stored: encoded,
                         context,

@@ -12,10 +12,7 @@
 
 use std::collections::BTreeMap;
 
-/// A position on the ring (keys and virtual nodes share this space), and the hash that
-/// places a document address on it, the same on every node and client: defined once in
-/// `ringdb-wire`, which the client shares.
-pub use ringdb_wire::{token_for, Token};
+pub use crate::token::{token_for, Token};
 
 /// Virtual nodes per node by default: enough for balance with the greedy allocator and
 /// for streaming a join from many peers at once.
@@ -242,31 +239,6 @@ mod tests {
             rings.push(Ring::new(members.clone()));
         }
         rings
-    }
-
-    #[test]
-    fn token_is_cassandra_h1_of_collection_nul_key() {
-        // Same bytes hashed directly must give the same token.
-        let mut direct = &b"users\0alice"[..];
-        let h = murmur3::murmur3_x64_128(&mut direct, 0).unwrap();
-        assert_eq!(token_for("users", "alice"), (h as u64) as i64);
-        assert_ne!(token_for("users", "alice"), token_for("user", "salice"));
-    }
-
-    /// Tokens already placed in rings and on disk depend on these; `ringdb-wire` asserts
-    /// the same table for the function node and client share.
-    #[test]
-    fn token_vectors_shared_with_the_client() {
-        let vectors: [(&str, &str, i64); 5] = [
-            ("users", "alice", -3033734117929159040),
-            ("usertable", "user0000000042", -7660759409904080294),
-            ("c", "", -7085071147438720114),
-            ("", "k", -1524241173621435117),
-            ("docs", "ключ-🔑", 1027564018599829204),
-        ];
-        for (c, k, want) in vectors {
-            assert_eq!(token_for(c, k), want, "token of {c:?}/{k:?}");
-        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! a tombstone at the instant its TTL passes (reads already treat it so); the sweep makes
 //! the stored bytes follow, using the expiry index the writers keep.
 
-use super::{parse_entry, Durability, Space, Storage, StorageError};
+use crate::keys::parse_entry;
+use crate::{Durability, Space, Storage, StorageError};
 
 impl Storage {
     /// Turn up to `limit` documents whose TTL passed by `now_ms` into tombstones. Returns
@@ -47,8 +48,8 @@ mod tests {
 
     use bytes::Bytes;
 
-    use crate::storage::{Durability, MemEngine, Mint, PoolConfig, Storage};
-    use crate::version::CausalContext;
+    use crate::{Durability, MemEngine, Mint, PoolConfig, Storage};
+    use ringdb_core::version::CausalContext;
 
     #[tokio::test]
     async fn the_sweep_turns_due_documents_into_tombstones_and_leaves_the_rest() {

@@ -4,30 +4,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Barrier, RwLock};
+use std::sync::{Arc, RwLock};
 
-use super::worker::Job;
-use super::{parse_entry, token_prefix, Engine, Storage, StorageError};
-use crate::merkle::{cover, entry_hash, segment_of, Leaves};
-use crate::ring::Token;
+use crate::keys::{collection_of, parse_entry, token_of, token_prefix};
+use crate::{Engine, Storage, StorageError};
+use ringdb_core::merkle::{cover, entry_hash, segment_of, Leaves};
+use ringdb_core::ring::Token;
 
 /// Meta key set while a checkpoint on disk matches the data; cleared as soon as a node
 /// starts writing again.
 const META_CLEAN: &str = "merkle/clean";
 /// Meta key listing the checkpointed collections.
 const META_LIST: &str = "merkle/collections";
-
-/// The collection part of an engine key (`token ‖ collection ‖ 0 ‖ key`).
-fn collection_of(storage_key: &[u8]) -> Option<&str> {
-    let rest = storage_key.get(8..)?;
-    let cut = rest.iter().position(|b| *b == 0)?;
-    std::str::from_utf8(&rest[..cut]).ok()
-}
-
-fn token_of(storage_key: &[u8]) -> Option<Token> {
-    let p = u64::from_be_bytes(storage_key.get(..8)?.try_into().ok()?);
-    Some((p ^ (1 << 63)) as Token)
-}
 
 /// Every collection's leaves on this replica.
 #[derive(Default)]
@@ -241,49 +229,27 @@ impl Storage {
     /// last step of a clean shutdown. Waits for every storage thread to be idle so no
     /// write lands between the snapshot and the refusal.
     pub async fn checkpoint(&self) -> Result<(), StorageError> {
-        let parties = self.shards.len() + 1;
-        let (idle, release) = (
-            Arc::new(Barrier::new(parties)),
-            Arc::new(Barrier::new(parties)),
-        );
-        let (shards, engine, trees, stats, closed) = (
-            self.shards.clone(),
+        let (engine, trees, stats, closed) = (
             self.engine.clone(),
             self.trees.clone(),
             self.stats.clone(),
             self.closed.clone(),
         );
-        tokio::task::spawn_blocking(move || {
-            for shard in shards.iter() {
-                let (idle, release) = (idle.clone(), release.clone());
-                // A blocking send: the queue drains as the thread works through it.
-                shard
-                    .send(Job::Run(Box::new(move |_| {
-                        idle.wait();
-                        release.wait();
-                    })))
-                    .map_err(|_| StorageError::Stopped)?;
-            }
-            idle.wait();
+        self.while_idle(move || {
             closed.store(true, Ordering::Release);
-            let result = (|| {
-                let snapshot = trees.snapshot();
-                let mut names = String::new();
-                for (c, bytes) in &snapshot {
-                    engine.put_meta(&format!("merkle/tree/{c}"), bytes)?;
-                    names.push_str(c);
-                    names.push('\n');
-                }
-                engine.put_meta(META_LIST, names.as_bytes())?;
-                engine.flush()?;
-                let mut counts = stats.keys.load(Ordering::Relaxed).to_le_bytes().to_vec();
-                counts.extend_from_slice(&stats.bytes.load(Ordering::Relaxed).to_le_bytes());
-                engine.put_meta(META_CLEAN, &counts)
-            })();
-            release.wait();
-            result
+            let snapshot = trees.snapshot();
+            let mut names = String::new();
+            for (c, bytes) in &snapshot {
+                engine.put_meta(&format!("merkle/tree/{c}"), bytes)?;
+                names.push_str(c);
+                names.push('\n');
+            }
+            engine.put_meta(META_LIST, names.as_bytes())?;
+            engine.flush()?;
+            let mut counts = stats.keys.load(Ordering::Relaxed).to_le_bytes().to_vec();
+            counts.extend_from_slice(&stats.bytes.load(Ordering::Relaxed).to_le_bytes());
+            engine.put_meta(META_CLEAN, &counts)
         })
         .await
-        .map_err(|_| StorageError::Stopped)?
     }
 }

@@ -2,9 +2,10 @@
 //! only if it still holds exactly what every replica was found to hold.
 
 use super::worker::Job;
-use super::{parse_entry, storage_key, Space, Storage, StorageError};
-use crate::merkle::entry_hash;
-use crate::ring::token_for;
+use crate::keys::{parse_entry, storage_key};
+use crate::{Space, Storage, StorageError};
+use ringdb_core::merkle::entry_hash;
+use ringdb_core::ring::token_for;
 
 impl Storage {
     /// Keys noted as holding only tombstones since before `noted_before_ms`, up to `limit`.
@@ -66,8 +67,9 @@ mod tests {
 
     use bytes::Bytes;
 
-    use crate::storage::{Durability, MemEngine, Mint, PoolConfig, Storage};
-    use crate::version::CausalContext;
+    use crate::{Durability, MemEngine, Mint, PoolConfig, Storage};
+    use ringdb_core::clock::ManualClock;
+    use ringdb_core::version::CausalContext;
 
     #[tokio::test]
     async fn only_a_tombstone_that_is_still_the_same_is_purged() {
@@ -110,5 +112,32 @@ mod tests {
         assert_ne!(s.trees().roots(), root, "the tree forgot the entry");
         assert_eq!(s.trees().roots()[0].1, 0);
         assert_eq!(s.stats().keys.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_key_is_noted_dead_at_the_time_of_the_clock_storage_was_given() {
+        let clock = Arc::new(ManualClock::new(5_000));
+        let s = Storage::start_with_clock(
+            Arc::new(MemEngine::default()),
+            PoolConfig::default(),
+            clock.clone(),
+        )
+        .unwrap();
+        let tombstone = Mint {
+            actor: "n1.1".into(),
+            context: CausalContext::new(),
+            value: None,
+            timestamp_ms: 1,
+            expires_ms: None,
+        };
+        s.mint("c", "k", tombstone, Durability::Memory)
+            .await
+            .unwrap();
+        clock.advance(std::time::Duration::from_secs(3600));
+        assert!(
+            s.dead_keys(4_999, 10).await.unwrap().is_empty(),
+            "noted at 5000 by the injected clock, whatever the system clock says"
+        );
+        assert_eq!(s.dead_keys(5_000, 10).await.unwrap().len(), 1);
     }
 }

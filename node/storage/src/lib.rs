@@ -9,25 +9,35 @@
 //! - queues are bounded: a full queue is answered with `Overloaded`, never by growing.
 //!
 //! Keys are laid out as `token (8 bytes, order-preserving) ‖ collection ‖ 0 ‖ key`, so a
-//! token range is one contiguous scan (for streaming and anti-entropy).
+//! token range is one contiguous scan (for streaming and anti-entropy); see `keys`.
+//!
+//! This crate sits on `ringdb-core` only: it cannot reach the cluster, coordinator, repair
+//! or API layers of the node above it, and reads time from the clock it is started with.
+//! Besides the shared types and the handle in this file, its files depend one way: `keys`
+//! and `engine` at the bottom, then `trees`, then `worker` (the storage threads), then the
+//! handle's other operations (`expiry`, `tombstones`); no two of them import each other.
 
 pub mod engine;
 mod expiry;
+mod keys;
 mod tombstones;
 mod trees;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread;
 
 use bytes::Bytes;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use crate::ring::{token_for, Token};
-use crate::version::{CausalContext, DecodeError, SiblingSet};
 pub use engine::{Engine, MemEngine, Pairs, SledEngine, Space};
+use keys::{parse_entry, token_prefix};
+pub use keys::{storage_key, Entry};
+use ringdb_core::clock::{self, Clock};
+use ringdb_core::ring::{token_for, Token};
+use ringdb_core::version::{CausalContext, DecodeError, SiblingSet};
 pub use trees::Trees;
 use worker::{flusher, worker, FlushWaiter, Job, Reply, Shared};
 
@@ -81,46 +91,6 @@ impl Default for PoolConfig {
     }
 }
 
-fn token_prefix(token: Token) -> [u8; 8] {
-    ((token as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-/// A stored document entry found by a range scan.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// Its engine key (resume a scan after it).
-    pub storage_key: Vec<u8>,
-    /// Collection name.
-    pub collection: String,
-    /// Document key.
-    pub key: String,
-    /// The encoded sibling set.
-    pub siblings: Bytes,
-}
-
-fn parse_entry(k: Vec<u8>, v: Vec<u8>) -> Option<Entry> {
-    let rest = k.get(8..)?;
-    let cut = rest.iter().position(|b| *b == 0)?;
-    let collection = std::str::from_utf8(&rest[..cut]).ok()?.to_string();
-    let key = std::str::from_utf8(&rest[cut + 1..]).ok()?.to_string();
-    Some(Entry {
-        storage_key: k,
-        collection,
-        key,
-        siblings: Bytes::from(v),
-    })
-}
-
-/// The engine key of a document: order-preserving token prefix, then its address.
-pub fn storage_key(token: Token, collection: &str, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + collection.len() + 1 + key.len());
-    k.extend_from_slice(&token_prefix(token));
-    k.extend_from_slice(collection.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
 /// A new version to mint on this replica.
 #[derive(Debug, Clone)]
 pub struct Mint {
@@ -169,11 +139,22 @@ pub struct Storage {
     next_shard: Arc<std::sync::atomic::AtomicUsize>,
     trees: Arc<Trees>,
     closed: Arc<std::sync::atomic::AtomicBool>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Storage {
-    /// Start the storage threads and the flusher over an engine.
+    /// Start the storage threads and the flusher over an engine, on the system clock.
     pub fn start(engine: Arc<dyn Engine>, config: PoolConfig) -> Result<Storage, StorageError> {
+        Storage::start_with_clock(engine, config, clock::system())
+    }
+
+    /// Start the storage threads and the flusher over an engine, reading time from `clock`
+    /// (the node's clock, so a simulation can move it).
+    pub fn start_with_clock(
+        engine: Arc<dyn Engine>,
+        config: PoolConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Storage, StorageError> {
         let stats = Arc::new(Stats::default());
         let (trees, keys, bytes) = trees::open(engine.as_ref())?;
         let trees = Arc::new(trees);
@@ -198,6 +179,7 @@ impl Storage {
                 flush: flush_tx.clone(),
                 stats: stats.clone(),
                 trees: trees.clone(),
+                clock: clock.clone(),
                 closed: closed.clone(),
             };
             thread::Builder::new()
@@ -215,6 +197,7 @@ impl Storage {
             next_shard: Default::default(),
             trees,
             closed,
+            clock,
         })
     }
 
@@ -229,6 +212,11 @@ impl Storage {
     /// Counters for status reporting.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The clock this storage reads time from (the node's).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     async fn call<T>(
@@ -314,6 +302,39 @@ impl Storage {
             &self.shards[self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len()];
         shard.try_send(job).map_err(|e| self.queue_error(e))?;
         rx.await.map_err(|_| StorageError::Stopped)?
+    }
+
+    /// Run `f` on a blocking thread while every storage thread waits between two jobs, so no
+    /// job runs at the same time as `f`; the threads go on once `f` returns.
+    async fn while_idle<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+    {
+        let parties = self.shards.len() + 1;
+        let (idle, release) = (
+            Arc::new(Barrier::new(parties)),
+            Arc::new(Barrier::new(parties)),
+        );
+        let shards = self.shards.clone();
+        tokio::task::spawn_blocking(move || {
+            for shard in shards.iter() {
+                let (idle, release) = (idle.clone(), release.clone());
+                // A blocking send: the queue drains as the thread works through it.
+                shard
+                    .send(Job::Run(Box::new(move |_| {
+                        idle.wait();
+                        release.wait();
+                    })))
+                    .map_err(|_| StorageError::Stopped)?;
+            }
+            idle.wait();
+            let result = f();
+            release.wait();
+            result
+        })
+        .await
+        .map_err(|_| StorageError::Stopped)?
     }
 
     /// Up to `limit` documents whose tokens lie in `[first, last]` (no wrap-around), in
