@@ -23,15 +23,8 @@ use ringdb_node::api::internode::InternodeService;
 use ringdb_node::coordinator::{Coordinator, Level, WriteOp};
 use ringdb_node::server::{assemble, Assembled, NodeConfig};
 use ringdb_node::storage::{Durability, Engine, MemEngine, Pairs, Space, StorageError};
-use ringdb_node::transport::{Transport, TransportError};
+use ringdb_node::transport::{PeerRequest, PeerResponse, Transport, TransportError};
 use ringdb_node::version::{CausalContext, SiblingSet};
-use ringdb_proto::v1::internode_server::Internode;
-use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
-    ReplicaReadBatchRequest, ReplicaReadRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
-    TombstonesRequest, TombstonesResponse,
-};
 use tokio::task::JoinHandle;
 
 /// What happens to messages on a link from one node to another.
@@ -151,125 +144,9 @@ impl SimTransport {
 
 #[async_trait]
 impl Transport for SimTransport {
-    async fn replica_read(
-        &self,
-        to: &str,
-        collection: &str,
-        key: &str,
-    ) -> Result<Bytes, TransportError> {
+    async fn call(&self, to: &str, request: PeerRequest) -> Result<PeerResponse, TransportError> {
         let svc = self.deliver(to).await?;
-        let req = ReplicaReadRequest {
-            collection: collection.to_string(),
-            key: key.to_string(),
-        };
-        Ok(svc
-            .replica_read(tonic::Request::new(req))
-            .await?
-            .into_inner()
-            .siblings)
-    }
-
-    async fn replica_write(
-        &self,
-        to: &str,
-        req: ReplicaWriteRequest,
-    ) -> Result<(), TransportError> {
-        let svc = self.deliver(to).await?;
-        svc.replica_write(tonic::Request::new(req)).await?;
-        Ok(())
-    }
-
-    async fn replica_write_batch(
-        &self,
-        to: &str,
-        req: ReplicaWriteBatchRequest,
-    ) -> Result<(), TransportError> {
-        let svc = self.deliver(to).await?;
-        svc.replica_write_batch(tonic::Request::new(req)).await?;
-        Ok(())
-    }
-
-    async fn coordinate_write(
-        &self,
-        to: &str,
-        req: CoordinateWriteRequest,
-    ) -> Result<CoordinateWriteResponse, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .coordinate_write(tonic::Request::new(req))
-            .await?
-            .into_inner())
-    }
-
-    async fn fetch_range(
-        &self,
-        to: &str,
-        req: FetchRangeRequest,
-    ) -> Result<FetchRangeResponse, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .fetch_range(tonic::Request::new(req))
-            .await?
-            .into_inner())
-    }
-
-    async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc.gossip(tonic::Request::new(syn)).await?.into_inner())
-    }
-
-    async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError> {
-        let svc = self.deliver(to).await?;
-        svc.gossip_finish(tonic::Request::new(ack2)).await?;
-        Ok(())
-    }
-
-    async fn range_hashes(
-        &self,
-        to: &str,
-        req: RangeHashesRequest,
-    ) -> Result<Vec<u64>, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .range_hashes(tonic::Request::new(req))
-            .await?
-            .into_inner()
-            .hashes)
-    }
-
-    async fn key_hashes(
-        &self,
-        to: &str,
-        req: KeyHashesRequest,
-    ) -> Result<Vec<KeyHash>, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .key_hashes(tonic::Request::new(req))
-            .await?
-            .into_inner()
-            .keys)
-    }
-
-    async fn tombstones(
-        &self,
-        to: &str,
-        req: TombstonesRequest,
-    ) -> Result<TombstonesResponse, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
-        Ok(svc.tombstones(tonic::Request::new(req)).await?.into_inner())
-    }
-
-    async fn replica_read_batch(
-        &self,
-        to: &str,
-        req: ReplicaReadBatchRequest,
-    ) -> Result<Vec<Bytes>, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .replica_read_batch(tonic::Request::new(req))
-            .await?
-            .into_inner()
-            .siblings)
+        Ok(svc.handle(request).await?)
     }
 }
 

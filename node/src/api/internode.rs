@@ -1,5 +1,9 @@
 //! The internode service: replica reads and writes, forwarded writes, membership exchange.
 //! Payloads are encoded sibling sets, decoded in binary; JSON is never parsed here.
+//!
+//! Every request, whether it arrives as a unary call, on a pipeline or through a simulated
+//! network, is answered by [`InternodeService::handle`], so there is one serving path to
+//! test and a new message needs one new arm there.
 
 use std::sync::Arc;
 
@@ -21,6 +25,7 @@ use super::pipeline::{self, Answers};
 use crate::cluster::schema::Filter;
 use crate::cluster::{gossip, Membership};
 use crate::coordinator::{Coordinator, Level, WriteOp};
+use crate::transport::{PeerRequest, PeerResponse};
 use crate::version::{CausalContext, SiblingSet};
 
 /// Serves `ringdb.v1.Internode`.
@@ -39,18 +44,59 @@ impl InternodeService {
         }
     }
 
+    /// Answer one peer request; every way a request reaches this node ends here.
+    pub async fn handle(&self, request: PeerRequest) -> Result<PeerResponse, Status> {
+        use PeerRequest as Q;
+        use PeerResponse as A;
+        Ok(match request {
+            Q::ReplicaRead(r) => A::ReplicaRead(self.serve_replica_read(r).await?),
+            Q::ReplicaWrite(w) | Q::HintReplay(w) => {
+                A::ReplicaWrite(self.serve_replica_write(w).await?)
+            }
+            Q::ReplicaWriteBatch(r) => {
+                A::ReplicaWriteBatch(self.serve_replica_write_batch(r).await?)
+            }
+            Q::CoordinateWrite(r) => A::CoordinateWrite(self.serve_coordinate_write(r).await?),
+            Q::FetchRange(r) => A::FetchRange(self.serve_fetch_range(r).await?),
+            Q::Gossip(syn) => A::Gossip(gossip::answer_syn(&self.membership, &syn)),
+            Q::GossipFinish(ack2) => A::GossipFinish(self.serve_gossip_finish(ack2)),
+            Q::RangeHashes(r) => A::RangeHashes(self.serve_range_hashes(r).await?),
+            Q::KeyHashes(r) => A::KeyHashes(self.serve_key_hashes(r).await?),
+            Q::Tombstones(r) => A::Tombstones(self.serve_tombstones(r).await?),
+            Q::ReplicaReadBatch(r) => A::ReplicaReadBatch(self.serve_replica_read_batch(r).await?),
+        })
+    }
+
+    /// A unary call: [`handle`](Self::handle) its request, answer with its rpc's message.
+    async fn unary<A>(&self, request: PeerRequest) -> Result<Response<A>, Status>
+    where
+        A: TryFrom<PeerResponse, Error = PeerResponse>,
+    {
+        let kind = request.kind();
+        let answer = self.handle(request).await?;
+        A::try_from(answer)
+            .map(Response::new)
+            .map_err(|other| mismatch(kind.name(), &other))
+    }
+
     /// One pipelined replica read or write, answered exactly as its unary call would be.
     async fn answer(&self, req: PipeRequest) -> PipeResponse {
         use pipe_response::Result as R;
         let result = match req.op {
-            Some(pipe_request::Op::Read(r)) => self
-                .replica_read(Request::new(r))
-                .await
-                .map(|a| R::Read(a.into_inner())),
-            Some(pipe_request::Op::Write(w)) => self
-                .replica_write(Request::new(w))
-                .await
-                .map(|a| R::Write(a.into_inner())),
+            Some(pipe_request::Op::Read(r)) => {
+                match self.handle(PeerRequest::ReplicaRead(r)).await {
+                    Ok(PeerResponse::ReplicaRead(a)) => Ok(R::Read(a)),
+                    Ok(other) => Err(mismatch("replica_read", &other)),
+                    Err(s) => Err(s),
+                }
+            }
+            Some(pipe_request::Op::Write(w)) => {
+                match self.handle(PeerRequest::ReplicaWrite(w)).await {
+                    Ok(PeerResponse::ReplicaWrite(a)) => Ok(R::Write(a)),
+                    Ok(other) => Err(mismatch("replica_write", &other)),
+                    Err(s) => Err(s),
+                }
+            }
             None => Err(bad("pipeline request without an operation")),
         };
         PipeResponse {
@@ -58,67 +104,36 @@ impl InternodeService {
             result: Some(result.unwrap_or_else(|s| R::Failure(pipeline::failure(s)))),
         }
     }
-}
 
-fn bad(e: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(e.to_string())
-}
-
-#[tonic::async_trait]
-impl Internode for InternodeService {
-    type PipelineStream = Answers<PipeResponses>;
-
-    async fn pipeline(
+    async fn serve_replica_read(
         &self,
-        req: Request<tonic::Streaming<PipeRequests>>,
-    ) -> Result<Response<Self::PipelineStream>, Status> {
-        let service = self.clone();
-        Ok(Response::new(pipeline::serve(
-            req.into_inner(),
-            |m: PipeRequests| m.requests,
-            move |r: PipeRequest| {
-                let service = service.clone();
-                async move { service.answer(r).await }
-            },
-            |responses| PipeResponses { responses },
-        )))
-    }
-
-    async fn replica_read(
-        &self,
-        req: Request<ReplicaReadRequest>,
-    ) -> Result<Response<ReplicaReadResponse>, Status> {
-        let r = req.into_inner();
+        r: ReplicaReadRequest,
+    ) -> Result<ReplicaReadResponse, Status> {
         let raw = self
             .coordinator
             .storage()
             .read_raw(&r.collection, &r.key)
             .await
             .map_err(crate::error::Error::from)?;
-        Ok(Response::new(ReplicaReadResponse {
+        Ok(ReplicaReadResponse {
             siblings: raw.unwrap_or_default(),
-        }))
+        })
     }
 
-    async fn replica_read_batch(
+    async fn serve_replica_read_batch(
         &self,
-        req: Request<ReplicaReadBatchRequest>,
-    ) -> Result<Response<ReplicaReadBatchResponse>, Status> {
-        let r = req.into_inner();
+        r: ReplicaReadBatchRequest,
+    ) -> Result<ReplicaReadBatchResponse, Status> {
         let storage = self.coordinator.storage();
         let reads = r.keys.iter().map(|k| storage.read_raw(&r.collection, k));
         let mut siblings = Vec::with_capacity(r.keys.len());
         for raw in futures::future::join_all(reads).await {
             siblings.push(raw.map_err(crate::error::Error::from)?.unwrap_or_default());
         }
-        Ok(Response::new(ReplicaReadBatchResponse { siblings }))
+        Ok(ReplicaReadBatchResponse { siblings })
     }
 
-    async fn tombstones(
-        &self,
-        req: Request<TombstonesRequest>,
-    ) -> Result<Response<TombstonesResponse>, Status> {
-        let r = req.into_inner();
+    async fn serve_tombstones(&self, r: TombstonesRequest) -> Result<TombstonesResponse, Status> {
         if !r.purge_if.is_empty() && r.purge_if.len() != r.keys.len() {
             return Err(Status::invalid_argument("purge_if needs one hash per key"));
         }
@@ -148,14 +163,13 @@ impl Internode for InternodeService {
                 ),
             }
         }
-        Ok(Response::new(resp))
+        Ok(resp)
     }
 
-    async fn range_hashes(
+    async fn serve_range_hashes(
         &self,
-        req: Request<RangeHashesRequest>,
-    ) -> Result<Response<RangeHashesResponse>, Status> {
-        let r = req.into_inner();
+        r: RangeHashesRequest,
+    ) -> Result<RangeHashesResponse, Status> {
         let mut hashes = Vec::with_capacity(r.ranges.len());
         for t in &r.ranges {
             if t.first > t.last {
@@ -169,14 +183,10 @@ impl Internode for InternodeService {
                 .map_err(crate::error::Error::from)?;
             hashes.push(h);
         }
-        Ok(Response::new(RangeHashesResponse { hashes }))
+        Ok(RangeHashesResponse { hashes })
     }
 
-    async fn key_hashes(
-        &self,
-        req: Request<KeyHashesRequest>,
-    ) -> Result<Response<KeyHashesResponse>, Status> {
-        let r = req.into_inner();
+    async fn serve_key_hashes(&self, r: KeyHashesRequest) -> Result<KeyHashesResponse, Status> {
         let t = r.range.filter(|t| t.first <= t.last).ok_or_else(|| {
             Status::invalid_argument("a token range with first <= last is required")
         })?;
@@ -189,14 +199,13 @@ impl Internode for InternodeService {
             .into_iter()
             .map(|(key, hash)| KeyHash { key, hash })
             .collect();
-        Ok(Response::new(KeyHashesResponse { keys }))
+        Ok(KeyHashesResponse { keys })
     }
 
-    async fn replica_write(
+    async fn serve_replica_write(
         &self,
-        req: Request<ReplicaWriteRequest>,
-    ) -> Result<Response<ReplicaWriteResponse>, Status> {
-        let r = req.into_inner();
+        r: ReplicaWriteRequest,
+    ) -> Result<ReplicaWriteResponse, Status> {
         let set = SiblingSet::decode(&r.siblings).map_err(bad)?;
         let durability = super::durability(r.durability)?;
         self.coordinator
@@ -204,14 +213,13 @@ impl Internode for InternodeService {
             .merge(&r.collection, &r.key, set, durability)
             .await
             .map_err(crate::error::Error::from)?;
-        Ok(Response::new(ReplicaWriteResponse {}))
+        Ok(ReplicaWriteResponse {})
     }
 
-    async fn coordinate_write(
+    async fn serve_coordinate_write(
         &self,
-        req: Request<CoordinateWriteRequest>,
-    ) -> Result<Response<CoordinateWriteResponse>, Status> {
-        let r = req.into_inner();
+        r: CoordinateWriteRequest,
+    ) -> Result<CoordinateWriteResponse, Status> {
         let (traced, forwarded_from) = (r.trace, r.forwarded_from);
         let op = WriteOp {
             context: CausalContext::decode(&r.context).map_err(bad)?,
@@ -232,19 +240,15 @@ impl Internode for InternodeService {
         } else {
             (self.coordinator.coordinate_write(op).await?, None)
         };
-        Ok(Response::new(CoordinateWriteResponse {
+        Ok(CoordinateWriteResponse {
             context: Bytes::from(reply.context.encode()),
             acknowledged_by: reply.acknowledged_by,
             hinted_for: reply.hinted_for,
             trace,
-        }))
+        })
     }
 
-    async fn fetch_range(
-        &self,
-        req: Request<FetchRangeRequest>,
-    ) -> Result<Response<FetchRangeResponse>, Status> {
-        let r = req.into_inner();
+    async fn serve_fetch_range(&self, r: FetchRangeRequest) -> Result<FetchRangeResponse, Status> {
         let filter = Filter {
             only: r.only_collections,
             except: r.except_collections,
@@ -265,7 +269,7 @@ impl Internode for InternodeService {
         } else {
             Vec::new()
         };
-        Ok(Response::new(FetchRangeResponse {
+        Ok(FetchRangeResponse {
             entries: entries
                 .into_iter()
                 .filter(|e| filter.admits(&e.collection))
@@ -276,20 +280,19 @@ impl Internode for InternodeService {
                 })
                 .collect(),
             next_after: next_after.into(),
-        }))
+        })
     }
 
-    async fn replica_write_batch(
+    async fn serve_replica_write_batch(
         &self,
-        req: Request<ReplicaWriteBatchRequest>,
-    ) -> Result<Response<ReplicaWriteBatchResponse>, Status> {
-        let r = req.into_inner();
+        r: ReplicaWriteBatchRequest,
+    ) -> Result<ReplicaWriteBatchResponse, Status> {
         let durability = super::durability(r.durability)?;
         if !r.hint_for.is_empty() {
             self.coordinator.hints().adopt(&r.hint_for, r.entries).await;
             let storage = self.coordinator.storage();
             storage.sync().await.map_err(crate::error::Error::from)?;
-            return Ok(Response::new(ReplicaWriteBatchResponse {}));
+            return Ok(ReplicaWriteBatchResponse {});
         }
         let mut sets = Vec::with_capacity(r.entries.len());
         for e in r.entries {
@@ -309,24 +312,126 @@ impl Internode for InternodeService {
         if durability == crate::storage::Durability::Durable {
             storage.sync().await.map_err(crate::error::Error::from)?;
         }
-        Ok(Response::new(ReplicaWriteBatchResponse {}))
+        Ok(ReplicaWriteBatchResponse {})
+    }
+
+    fn serve_gossip_finish(&self, ack2: GossipAck2) -> GossipAck2Response {
+        if gossip::take_ack2(&self.membership, &ack2) {
+            let (m, s) = (self.membership.clone(), self.coordinator.storage().clone());
+            tokio::spawn(async move { gossip::persist(&m, &s).await });
+        }
+        GossipAck2Response {}
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// A request answered with another request's answer: a bug in [`InternodeService::handle`].
+fn mismatch(kind: &str, answer: &PeerResponse) -> Status {
+    Status::internal(format!(
+        "a {kind} request was answered with a {} answer",
+        answer.answers()
+    ))
+}
+
+#[tonic::async_trait]
+impl Internode for InternodeService {
+    type PipelineStream = Answers<PipeResponses>;
+
+    async fn pipeline(
+        &self,
+        req: Request<tonic::Streaming<PipeRequests>>,
+    ) -> Result<Response<Self::PipelineStream>, Status> {
+        let service = self.clone();
+        Ok(Response::new(pipeline::serve(
+            req.into_inner(),
+            |m: PipeRequests| m.requests,
+            move |r: PipeRequest| {
+                let service = service.clone();
+                async move { service.answer(r).await }
+            },
+            |responses| PipeResponses { responses },
+        )))
+    }
+
+    async fn replica_read(
+        &self,
+        req: Request<ReplicaReadRequest>,
+    ) -> Result<Response<ReplicaReadResponse>, Status> {
+        self.unary(PeerRequest::ReplicaRead(req.into_inner())).await
+    }
+
+    async fn replica_read_batch(
+        &self,
+        req: Request<ReplicaReadBatchRequest>,
+    ) -> Result<Response<ReplicaReadBatchResponse>, Status> {
+        self.unary(PeerRequest::ReplicaReadBatch(req.into_inner()))
+            .await
+    }
+
+    async fn tombstones(
+        &self,
+        req: Request<TombstonesRequest>,
+    ) -> Result<Response<TombstonesResponse>, Status> {
+        self.unary(PeerRequest::Tombstones(req.into_inner())).await
+    }
+
+    async fn range_hashes(
+        &self,
+        req: Request<RangeHashesRequest>,
+    ) -> Result<Response<RangeHashesResponse>, Status> {
+        self.unary(PeerRequest::RangeHashes(req.into_inner())).await
+    }
+
+    async fn key_hashes(
+        &self,
+        req: Request<KeyHashesRequest>,
+    ) -> Result<Response<KeyHashesResponse>, Status> {
+        self.unary(PeerRequest::KeyHashes(req.into_inner())).await
+    }
+
+    async fn replica_write(
+        &self,
+        req: Request<ReplicaWriteRequest>,
+    ) -> Result<Response<ReplicaWriteResponse>, Status> {
+        self.unary(PeerRequest::ReplicaWrite(req.into_inner()))
+            .await
+    }
+
+    async fn coordinate_write(
+        &self,
+        req: Request<CoordinateWriteRequest>,
+    ) -> Result<Response<CoordinateWriteResponse>, Status> {
+        self.unary(PeerRequest::CoordinateWrite(req.into_inner()))
+            .await
+    }
+
+    async fn fetch_range(
+        &self,
+        req: Request<FetchRangeRequest>,
+    ) -> Result<Response<FetchRangeResponse>, Status> {
+        self.unary(PeerRequest::FetchRange(req.into_inner())).await
+    }
+
+    async fn replica_write_batch(
+        &self,
+        req: Request<ReplicaWriteBatchRequest>,
+    ) -> Result<Response<ReplicaWriteBatchResponse>, Status> {
+        self.unary(PeerRequest::ReplicaWriteBatch(req.into_inner()))
+            .await
     }
 
     async fn gossip(&self, req: Request<GossipSyn>) -> Result<Response<GossipAck>, Status> {
-        Ok(Response::new(gossip::answer_syn(
-            &self.membership,
-            &req.into_inner(),
-        )))
+        self.unary(PeerRequest::Gossip(req.into_inner())).await
     }
 
     async fn gossip_finish(
         &self,
         req: Request<GossipAck2>,
     ) -> Result<Response<GossipAck2Response>, Status> {
-        if gossip::take_ack2(&self.membership, &req.into_inner()) {
-            let (m, s) = (self.membership.clone(), self.coordinator.storage().clone());
-            tokio::spawn(async move { gossip::persist(&m, &s).await });
-        }
-        Ok(Response::new(GossipAck2Response {}))
+        self.unary(PeerRequest::GossipFinish(req.into_inner()))
+            .await
     }
 }

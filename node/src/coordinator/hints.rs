@@ -340,7 +340,7 @@ impl Hints {
                 };
                 match tokio::time::timeout(
                     Duration::from_secs(5),
-                    transport.replica_write(&addr, req),
+                    transport.replay_hint(&addr, req),
                 )
                 .await
                 {
@@ -415,7 +415,7 @@ impl Hints {
                 durability: ringdb_proto::v1::Durability::Durable as i32,
             };
             if let Ok(Ok(())) =
-                tokio::time::timeout(Duration::from_secs(5), transport.replica_write(&addr, req))
+                tokio::time::timeout(Duration::from_secs(5), transport.replay_hint(&addr, req))
                     .await
             {
                 taken += 1;
