@@ -67,16 +67,27 @@ impl InternodeService {
         })
     }
 
-    /// A unary call: [`handle`](Self::handle) its request, answer with its rpc's message.
-    async fn unary<A>(&self, request: PeerRequest) -> Result<Response<A>, Status>
+    /// [`handle`](Self::handle) a request whose answer must be an `A` (the message its
+    /// rpc returns).
+    async fn ask<A>(&self, request: PeerRequest) -> Result<A, Status>
     where
         A: TryFrom<PeerResponse, Error = PeerResponse>,
     {
         let kind = request.kind();
-        let answer = self.handle(request).await?;
-        A::try_from(answer)
-            .map(Response::new)
-            .map_err(|other| mismatch(kind.name(), &other))
+        A::try_from(self.handle(request).await?).map_err(|other| {
+            Status::internal(format!(
+                "a {kind} request was answered with a {} answer",
+                other.answers()
+            ))
+        })
+    }
+
+    /// A unary call, answered through [`handle`](Self::handle).
+    async fn unary<A>(&self, request: PeerRequest) -> Result<Response<A>, Status>
+    where
+        A: TryFrom<PeerResponse, Error = PeerResponse>,
+    {
+        self.ask(request).await.map(Response::new)
     }
 
     /// One pipelined replica read or write, answered exactly as its unary call would be.
@@ -84,18 +95,10 @@ impl InternodeService {
         use pipe_response::Result as R;
         let result = match req.op {
             Some(pipe_request::Op::Read(r)) => {
-                match self.handle(PeerRequest::ReplicaRead(r)).await {
-                    Ok(PeerResponse::ReplicaRead(a)) => Ok(R::Read(a)),
-                    Ok(other) => Err(mismatch("replica_read", &other)),
-                    Err(s) => Err(s),
-                }
+                self.ask(PeerRequest::ReplicaRead(r)).await.map(R::Read)
             }
             Some(pipe_request::Op::Write(w)) => {
-                match self.handle(PeerRequest::ReplicaWrite(w)).await {
-                    Ok(PeerResponse::ReplicaWrite(a)) => Ok(R::Write(a)),
-                    Ok(other) => Err(mismatch("replica_write", &other)),
-                    Err(s) => Err(s),
-                }
+                self.ask(PeerRequest::ReplicaWrite(w)).await.map(R::Write)
             }
             None => Err(bad("pipeline request without an operation")),
         };
@@ -326,14 +329,6 @@ impl InternodeService {
 
 fn bad(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
-}
-
-/// A request answered with another request's answer: a bug in [`InternodeService::handle`].
-fn mismatch(kind: &str, answer: &PeerResponse) -> Status {
-    Status::internal(format!(
-        "a {kind} request was answered with a {} answer",
-        answer.answers()
-    ))
 }
 
 #[tonic::async_trait]

@@ -200,3 +200,76 @@ impl dyn Transport {
         Ok(a.siblings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Answers every request with one fixed answer and remembers what was asked.
+    struct Fixed {
+        answer: PeerResponse,
+        asked: Mutex<Vec<MessageKind>>,
+    }
+
+    #[async_trait]
+    impl Transport for Fixed {
+        async fn call(
+            &self,
+            _: &str,
+            request: PeerRequest,
+        ) -> Result<PeerResponse, TransportError> {
+            self.asked.lock().unwrap().push(request.kind());
+            Ok(self.answer.clone())
+        }
+    }
+
+    fn answering(answer: PeerResponse) -> Arc<Fixed> {
+        Arc::new(Fixed {
+            answer,
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_typed_call_unpacks_its_answer_and_refuses_another_kind() {
+        let fixed = answering(PeerResponse::RangeHashes(RangeHashesResponse {
+            hashes: vec![1, 2],
+        }));
+        let t: Arc<dyn Transport> = fixed.clone();
+        assert_eq!(
+            t.range_hashes("n2", RangeHashesRequest::default())
+                .await
+                .unwrap(),
+            vec![1, 2]
+        );
+        match t.gossip("n2", GossipSyn::default()).await {
+            Err(TransportError::Rejected { code, message }) => {
+                assert_eq!(code, tonic::Code::Internal);
+                assert!(message.contains("gossip"), "{message}");
+            }
+            other => panic!("a range_hashes answer taken for a gossip one: {other:?}"),
+        }
+        assert_eq!(
+            *fixed.asked.lock().unwrap(),
+            [MessageKind::RangeHashes, MessageKind::Gossip]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hint_replay_is_sent_as_its_own_kind_and_answered_as_a_write() {
+        let fixed = answering(PeerResponse::ReplicaWrite(ReplicaWriteResponse {}));
+        let t: Arc<dyn Transport> = fixed.clone();
+        t.replay_hint("n3", ReplicaWriteRequest::default())
+            .await
+            .unwrap();
+        t.replica_write("n3", ReplicaWriteRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            *fixed.asked.lock().unwrap(),
+            [MessageKind::HintReplay, MessageKind::ReplicaWrite]
+        );
+    }
+}
