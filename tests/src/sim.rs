@@ -1,9 +1,11 @@
 //! In-process clusters: real nodes (coordinator, storage threads, probes, internode service
 //! handlers) over an in-memory engine, connected by a simulated network whose links a test
-//! can cut, black-hole or slow down.
+//! can cut, black-hole, slow down or make lossy, for all messages or only some kinds
+//! ([`Filter`]), with every random decision following from the cluster's seed.
 //!
-//! Requests are delivered by calling the destination's `InternodeService` handlers directly,
-//! so everything but sockets and HTTP/2 is the production code path.
+//! Requests are delivered to the destination's `InternodeService::handle`, the dispatch its
+//! gRPC server and pipeline use, so everything but sockets and HTTP/2 is the production
+//! code path.
 //!
 //! A node can also crash and restart ([`SimCluster::crash`], [`SimCluster::restart`]): its
 //! background tasks stop, its storage and outgoing messages are fenced off at once (so work
@@ -12,266 +14,21 @@
 //! The in-memory engine keeps everything applied, so a simulated crash models a node whose
 //! writes were all on disk; losing unflushed writes is left to the real-process tests.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use ringdb_node::api::internode::InternodeService;
 use ringdb_node::coordinator::{Coordinator, Level, WriteOp};
 use ringdb_node::server::{assemble, Assembled, NodeConfig};
 use ringdb_node::storage::{Durability, Engine, MemEngine, Pairs, Space, StorageError};
-use ringdb_node::transport::{Transport, TransportError};
+use ringdb_node::transport::Transport;
 use ringdb_node::version::{CausalContext, SiblingSet};
-use ringdb_proto::v1::internode_server::Internode;
-use ringdb_proto::v1::{
-    CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
-    ReplicaReadBatchRequest, ReplicaReadRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest,
-    TombstonesRequest, TombstonesResponse,
-};
 use tokio::task::JoinHandle;
 
-/// What happens to messages on a link from one node to another.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Link {
-    /// Delivered.
-    Up,
-    /// Refused at once, like a closed port.
-    Refused,
-    /// Never answered, like a dropped packet; the caller's timeout decides.
-    Blackhole,
-    /// Delivered after a delay.
-    Slow(Duration),
-    /// Each message refused with this probability.
-    Lossy(f64),
-}
+mod net;
 
-#[derive(Default)]
-struct NetState {
-    services: HashMap<String, Arc<InternodeService>>,
-    links: HashMap<(String, String), Link>,
-}
-
-/// The simulated network every node of a `SimCluster` uses.
-#[derive(Default, Clone)]
-pub struct SimNet {
-    state: Arc<Mutex<NetState>>,
-}
-
-impl SimNet {
-    fn link(&self, from: &str, to: &str) -> Link {
-        let s = self.state.lock().unwrap();
-        s.links
-            .get(&(from.to_string(), to.to_string()))
-            .copied()
-            .unwrap_or(Link::Up)
-    }
-
-    /// Set the link from `from` to `to` (one direction).
-    pub fn set(&self, from: &str, to: &str, link: Link) {
-        self.state
-            .lock()
-            .unwrap()
-            .links
-            .insert((from.to_string(), to.to_string()), link);
-    }
-
-    /// Cut `node` off from everyone, both directions, with `link` behaviour.
-    pub fn isolate(&self, node: &str, others: &[String], link: Link) {
-        for o in others.iter().filter(|o| o.as_str() != node) {
-            self.set(node, o, link);
-            self.set(o, node, link);
-        }
-    }
-
-    /// Set every link between distinct nodes to `link`.
-    pub fn set_all(&self, nodes: &[String], link: Link) {
-        for a in nodes {
-            for b in nodes.iter().filter(|b| *b != a) {
-                self.set(a, b, link);
-            }
-        }
-    }
-
-    /// Restore every link.
-    pub fn heal(&self) {
-        self.state.lock().unwrap().links.clear();
-    }
-
-    async fn deliver(&self, from: &str, to: &str) -> Result<Arc<InternodeService>, TransportError> {
-        match self.link(from, to) {
-            Link::Up => {}
-            Link::Refused => {
-                return Err(TransportError::Unreachable(format!(
-                    "{to}: connection refused (simulated)"
-                )))
-            }
-            Link::Blackhole => std::future::pending::<()>().await,
-            Link::Slow(d) => tokio::time::sleep(d).await,
-            Link::Lossy(p) => {
-                if rand::random::<f64>() < p {
-                    return Err(TransportError::Unreachable(format!(
-                        "{to}: message lost (simulated)"
-                    )));
-                }
-            }
-        }
-        self.state
-            .lock()
-            .unwrap()
-            .services
-            .get(to)
-            .cloned()
-            .ok_or_else(|| TransportError::Unreachable(format!("{to}: no such node")))
-    }
-}
-
-/// One node's view of the simulated network.
-pub struct SimTransport {
-    net: SimNet,
-    from: String,
-    /// Cleared when this incarnation crashes: it sends nothing more.
-    alive: Arc<AtomicBool>,
-}
-
-impl SimTransport {
-    async fn deliver(&self, to: &str) -> Result<Arc<InternodeService>, TransportError> {
-        if !self.alive.load(Ordering::SeqCst) {
-            return Err(TransportError::Unreachable(format!(
-                "{}: crashed (simulated)",
-                self.from
-            )));
-        }
-        self.net.deliver(&self.from, to).await
-    }
-}
-
-#[async_trait]
-impl Transport for SimTransport {
-    async fn replica_read(
-        &self,
-        to: &str,
-        collection: &str,
-        key: &str,
-    ) -> Result<Bytes, TransportError> {
-        let svc = self.deliver(to).await?;
-        let req = ReplicaReadRequest {
-            collection: collection.to_string(),
-            key: key.to_string(),
-        };
-        Ok(svc
-            .replica_read(tonic::Request::new(req))
-            .await?
-            .into_inner()
-            .siblings)
-    }
-
-    async fn replica_write(
-        &self,
-        to: &str,
-        req: ReplicaWriteRequest,
-    ) -> Result<(), TransportError> {
-        let svc = self.deliver(to).await?;
-        svc.replica_write(tonic::Request::new(req)).await?;
-        Ok(())
-    }
-
-    async fn replica_write_batch(
-        &self,
-        to: &str,
-        req: ReplicaWriteBatchRequest,
-    ) -> Result<(), TransportError> {
-        let svc = self.deliver(to).await?;
-        svc.replica_write_batch(tonic::Request::new(req)).await?;
-        Ok(())
-    }
-
-    async fn coordinate_write(
-        &self,
-        to: &str,
-        req: CoordinateWriteRequest,
-    ) -> Result<CoordinateWriteResponse, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .coordinate_write(tonic::Request::new(req))
-            .await?
-            .into_inner())
-    }
-
-    async fn fetch_range(
-        &self,
-        to: &str,
-        req: FetchRangeRequest,
-    ) -> Result<FetchRangeResponse, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .fetch_range(tonic::Request::new(req))
-            .await?
-            .into_inner())
-    }
-
-    async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc.gossip(tonic::Request::new(syn)).await?.into_inner())
-    }
-
-    async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError> {
-        let svc = self.deliver(to).await?;
-        svc.gossip_finish(tonic::Request::new(ack2)).await?;
-        Ok(())
-    }
-
-    async fn range_hashes(
-        &self,
-        to: &str,
-        req: RangeHashesRequest,
-    ) -> Result<Vec<u64>, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .range_hashes(tonic::Request::new(req))
-            .await?
-            .into_inner()
-            .hashes)
-    }
-
-    async fn key_hashes(
-        &self,
-        to: &str,
-        req: KeyHashesRequest,
-    ) -> Result<Vec<KeyHash>, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .key_hashes(tonic::Request::new(req))
-            .await?
-            .into_inner()
-            .keys)
-    }
-
-    async fn tombstones(
-        &self,
-        to: &str,
-        req: TombstonesRequest,
-    ) -> Result<TombstonesResponse, TransportError> {
-        let svc = self.net.deliver(&self.from, to).await?;
-        Ok(svc.tombstones(tonic::Request::new(req)).await?.into_inner())
-    }
-
-    async fn replica_read_batch(
-        &self,
-        to: &str,
-        req: ReplicaReadBatchRequest,
-    ) -> Result<Vec<Bytes>, TransportError> {
-        let svc = self.deliver(to).await?;
-        Ok(svc
-            .replica_read_batch(tonic::Request::new(req))
-            .await?
-            .into_inner()
-            .siblings)
-    }
-}
+pub use net::{Action, Fate, Filter, FilterId, Link, LinkLog, SimNet, SimTransport};
 
 /// An in-memory engine that stops working the moment its node crashes, so requests still
 /// running inside a crashed incarnation cannot change its data; the data itself outlives
@@ -416,11 +173,8 @@ impl SimNode {
     async fn spawn(net: &SimNet, config: NodeConfig, data: Arc<MemEngine>) -> SimNode {
         let id = config.node_id.clone();
         let alive = Arc::new(AtomicBool::new(true));
-        let transport: Arc<dyn Transport> = Arc::new(SimTransport {
-            net: net.clone(),
-            from: id.clone(),
-            alive: alive.clone(),
-        });
+        let transport: Arc<dyn Transport> =
+            Arc::new(SimTransport::new(net.clone(), &id, alive.clone()));
         let engine = Arc::new(FencedEngine {
             inner: data.clone(),
             alive: alive.clone(),
@@ -428,11 +182,7 @@ impl SimNode {
         let parts: Assembled = assemble(&config, engine, transport.clone(), id.clone())
             .await
             .expect("assemble node");
-        net.state
-            .lock()
-            .unwrap()
-            .services
-            .insert(id.clone(), Arc::new(parts.internode_service()));
+        net.attach(&id, Arc::new(parts.internode_service()));
         let background = parts.spawn_background(transport, config.seeds.clone());
         // One topology change at a time: wait until this node has finished joining.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -472,6 +222,10 @@ pub struct SimCluster {
     pub nodes: Vec<SimNode>,
 }
 
+/// The seed of clusters started without one: their lossy links still decide the same way
+/// on every run.
+pub const DEFAULT_SEED: u64 = 0;
+
 impl SimCluster {
     /// Start `n` nodes with replication factor `rf`, fast probes, joined one at a time.
     pub async fn start(n: usize, rf: usize) -> SimCluster {
@@ -481,7 +235,7 @@ impl SimCluster {
     /// Start `n` nodes gossiping every `interval_ms`, without waiting for their views to
     /// agree (for measuring how long that takes).
     pub async fn start_unsettled(n: usize, rf: usize, interval_ms: u64) -> SimCluster {
-        Self::build(n, rf, |c| {
+        Self::build(DEFAULT_SEED, n, rf, |c| {
             c.membership.gossip_interval = Duration::from_millis(interval_ms)
         })
         .await
@@ -489,13 +243,23 @@ impl SimCluster {
 
     /// Like `start`, with `tweak` applied to every node's configuration.
     pub async fn start_with(n: usize, rf: usize, tweak: impl Fn(&mut NodeConfig)) -> SimCluster {
-        let cluster = Self::build(n, rf, tweak).await;
+        Self::start_seeded(DEFAULT_SEED, n, rf, tweak).await
+    }
+
+    /// Like `start_with`, on a network whose random decisions follow from `seed`.
+    pub async fn start_seeded(
+        seed: u64,
+        n: usize,
+        rf: usize,
+        tweak: impl Fn(&mut NodeConfig),
+    ) -> SimCluster {
+        let cluster = Self::build(seed, n, rf, tweak).await;
         cluster.wait_views(|_, _| true).await;
         cluster
     }
 
-    async fn build(n: usize, rf: usize, tweak: impl Fn(&mut NodeConfig)) -> SimCluster {
-        let net = SimNet::default();
+    async fn build(seed: u64, n: usize, rf: usize, tweak: impl Fn(&mut NodeConfig)) -> SimCluster {
+        let net = SimNet::new(seed);
         let mut nodes: Vec<SimNode> = Vec::new();
         for i in 0..n {
             let id = format!("n{}", i + 1);
@@ -518,7 +282,7 @@ impl SimCluster {
         for t in node.background.drain(..) {
             t.abort();
         }
-        self.net.state.lock().unwrap().services.remove(id);
+        self.net.detach(id);
     }
 
     /// Start a crashed node again over its data, as a new incarnation.

@@ -8,6 +8,9 @@
 //!   replayed in that order, at most `replay_batch` per target per round;
 //! - nothing is dropped silently: a hint over the per-target bound, or older than
 //!   `max_age` when its turn comes, is recorded as a key that replica needs repaired.
+//!
+//! A hint goes out as a hint replay (`Transport::replay_hint`): a replica write on the wire,
+//! its own kind of message to the transport, so a fault can single out hinted handoff.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -345,7 +348,7 @@ impl Hints {
                 };
                 match tokio::time::timeout(
                     Duration::from_secs(5),
-                    transport.replica_write(&addr, req),
+                    transport.replay_hint(&addr, req),
                 )
                 .await
                 {
@@ -420,7 +423,7 @@ impl Hints {
                 durability: ringdb_proto::v1::Durability::Durable as i32,
             };
             if let Ok(Ok(())) =
-                tokio::time::timeout(Duration::from_secs(5), transport.replica_write(&addr, req))
+                tokio::time::timeout(Duration::from_secs(5), transport.replay_hint(&addr, req))
                     .await
             {
                 taken += 1;

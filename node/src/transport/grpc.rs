@@ -1,22 +1,18 @@
 //! The production transport: one lazily connected HTTP/2 channel per peer address.
+//! Replica reads and writes (hint replays included) of up to 1 MiB share the
+//! peer's pipeline; every other message is its own unary call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use ringdb_proto::v1::internode_client::InternodeClient;
-use ringdb_proto::v1::{
-    pipe_request, pipe_response, CoordinateWriteRequest, CoordinateWriteResponse,
-    FetchRangeRequest, FetchRangeResponse, GossipAck, GossipAck2, GossipSyn, KeyHash,
-    KeyHashesRequest, RangeHashesRequest, ReplicaReadBatchRequest, ReplicaReadRequest,
-    ReplicaWriteBatchRequest, ReplicaWriteRequest, TombstonesRequest, TombstonesResponse,
-};
+use ringdb_proto::v1::{pipe_request, pipe_response};
 use tonic::transport::{Channel, Endpoint};
 
 use super::pipe::Pipe;
-use super::{Transport, TransportError};
+use super::{PeerRequest, PeerResponse, Transport, TransportError};
 
 /// Largest internode message: a sibling set can hold several maximum-size documents.
 pub const MAX_INTERNODE_MESSAGE: usize = 256 * 1024 * 1024;
@@ -101,110 +97,42 @@ fn unexpected(what: &str) -> TransportError {
 
 #[async_trait]
 impl Transport for GrpcTransport {
-    async fn replica_read(
-        &self,
-        to: &str,
-        collection: &str,
-        key: &str,
-    ) -> Result<Bytes, TransportError> {
-        let req = ReplicaReadRequest {
-            collection: collection.to_string(),
-            key: key.to_string(),
-        };
-        match self.pipe(to)?.call(pipe_request::Op::Read(req)).await? {
-            pipe_response::Result::Read(r) => Ok(r.siblings),
-            _ => Err(unexpected("read")),
-        }
-    }
-
-    async fn replica_write(
-        &self,
-        to: &str,
-        req: ReplicaWriteRequest,
-    ) -> Result<(), TransportError> {
-        if req.siblings.len() > MAX_PIPELINED_WRITE {
-            self.client(to)?.replica_write(req).await?;
-            return Ok(());
-        }
-        match self.pipe(to)?.call(pipe_request::Op::Write(req)).await? {
-            pipe_response::Result::Write(_) => Ok(()),
-            _ => Err(unexpected("write")),
-        }
-    }
-
-    async fn replica_write_batch(
-        &self,
-        to: &str,
-        req: ReplicaWriteBatchRequest,
-    ) -> Result<(), TransportError> {
-        self.client(to)?.replica_write_batch(req).await?;
-        Ok(())
-    }
-
-    async fn coordinate_write(
-        &self,
-        to: &str,
-        req: CoordinateWriteRequest,
-    ) -> Result<CoordinateWriteResponse, TransportError> {
-        Ok(self.client(to)?.coordinate_write(req).await?.into_inner())
-    }
-
-    async fn fetch_range(
-        &self,
-        to: &str,
-        req: FetchRangeRequest,
-    ) -> Result<FetchRangeResponse, TransportError> {
-        Ok(self.client(to)?.fetch_range(req).await?.into_inner())
-    }
-
-    async fn range_hashes(
-        &self,
-        to: &str,
-        req: RangeHashesRequest,
-    ) -> Result<Vec<u64>, TransportError> {
-        Ok(self
-            .client(to)?
-            .range_hashes(req)
-            .await?
-            .into_inner()
-            .hashes)
-    }
-
-    async fn key_hashes(
-        &self,
-        to: &str,
-        req: KeyHashesRequest,
-    ) -> Result<Vec<KeyHash>, TransportError> {
-        Ok(self.client(to)?.key_hashes(req).await?.into_inner().keys)
-    }
-
-    async fn tombstones(
-        &self,
-        to: &str,
-        req: TombstonesRequest,
-    ) -> Result<TombstonesResponse, TransportError> {
-        Ok(self.client(to)?.tombstones(req).await?.into_inner())
-    }
-
-    async fn replica_read_batch(
-        &self,
-        to: &str,
-        req: ReplicaReadBatchRequest,
-    ) -> Result<Vec<Bytes>, TransportError> {
-        Ok(self
-            .client(to)?
-            .replica_read_batch(req)
-            .await?
-            .into_inner()
-            .siblings)
-    }
-
-    async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {
-        Ok(self.client(to)?.gossip(syn).await?.into_inner())
-    }
-
-    async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError> {
-        self.client(to)?.gossip_finish(ack2).await?;
-        Ok(())
+    async fn call(&self, to: &str, request: PeerRequest) -> Result<PeerResponse, TransportError> {
+        use PeerRequest as Q;
+        use PeerResponse as A;
+        Ok(match request {
+            Q::ReplicaRead(r) => match self.pipe(to)?.call(pipe_request::Op::Read(r)).await? {
+                pipe_response::Result::Read(r) => A::ReplicaRead(r),
+                _ => return Err(unexpected("read")),
+            },
+            Q::ReplicaWrite(w) | Q::HintReplay(w) if w.siblings.len() > MAX_PIPELINED_WRITE => {
+                A::ReplicaWrite(self.client(to)?.replica_write(w).await?.into_inner())
+            }
+            Q::ReplicaWrite(w) | Q::HintReplay(w) => {
+                match self.pipe(to)?.call(pipe_request::Op::Write(w)).await? {
+                    pipe_response::Result::Write(w) => A::ReplicaWrite(w),
+                    _ => return Err(unexpected("write")),
+                }
+            }
+            Q::ReplicaWriteBatch(r) => {
+                A::ReplicaWriteBatch(self.client(to)?.replica_write_batch(r).await?.into_inner())
+            }
+            Q::CoordinateWrite(r) => {
+                A::CoordinateWrite(self.client(to)?.coordinate_write(r).await?.into_inner())
+            }
+            Q::FetchRange(r) => A::FetchRange(self.client(to)?.fetch_range(r).await?.into_inner()),
+            Q::Gossip(syn) => A::Gossip(self.client(to)?.gossip(syn).await?.into_inner()),
+            Q::GossipFinish(ack2) => {
+                A::GossipFinish(self.client(to)?.gossip_finish(ack2).await?.into_inner())
+            }
+            Q::RangeHashes(r) => {
+                A::RangeHashes(self.client(to)?.range_hashes(r).await?.into_inner())
+            }
+            Q::KeyHashes(r) => A::KeyHashes(self.client(to)?.key_hashes(r).await?.into_inner()),
+            Q::Tombstones(r) => A::Tombstones(self.client(to)?.tombstones(r).await?.into_inner()),
+            Q::ReplicaReadBatch(r) => {
+                A::ReplicaReadBatch(self.client(to)?.replica_read_batch(r).await?.into_inner())
+            }
+        })
     }
 }

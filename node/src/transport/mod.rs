@@ -1,17 +1,27 @@
 //! Peer transport: how a node talks to other nodes, behind a trait so tests can partition,
 //! delay and drop messages deterministically without sockets.
+//!
+//! The trait is one call carrying a [`PeerRequest`]: a new internode message adds a variant,
+//! never a trait method, and an implementation (gRPC, the simulated network) sees every
+//! message in one place, with its [`MessageKind`]. The typed calls the rest of the node
+//! makes (`replica_read`, `gossip`, ...) are built on that call, once, for every transport.
 
 pub mod grpc;
+mod message;
 pub(crate) mod pipe;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
-    GossipAck, GossipAck2, GossipSyn, KeyHash, KeyHashesRequest, RangeHashesRequest,
-    ReplicaReadBatchRequest, ReplicaWriteBatchRequest, ReplicaWriteRequest, TombstonesRequest,
+    GossipAck, GossipAck2, GossipAck2Response, GossipSyn, KeyHash, KeyHashesRequest,
+    KeyHashesResponse, RangeHashesRequest, RangeHashesResponse, ReplicaReadBatchRequest,
+    ReplicaReadBatchResponse, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteBatchRequest,
+    ReplicaWriteBatchResponse, ReplicaWriteRequest, ReplicaWriteResponse, TombstonesRequest,
     TombstonesResponse,
 };
+
+pub use message::{MessageKind, PeerRequest, PeerResponse};
 
 /// Why a peer call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,63 +61,215 @@ impl From<tonic::Status> for TransportError {
     }
 }
 
-/// Calls one node makes on another; addresses are `host:port`.
+/// Sends one node's messages to another; addresses are `host:port`.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
+    /// Deliver `request` to the node at `to` and wait for its answer.
+    async fn call(&self, to: &str, request: PeerRequest) -> Result<PeerResponse, TransportError>;
+}
+
+/// The calls the node makes, each one [`Transport::call`] with its request built and its
+/// answer unpacked. They are methods of the trait object itself, so every transport has
+/// them and callers need nothing imported beyond [`Transport`].
+impl dyn Transport {
+    /// Send `request` and take its answer as `A`; an answer of another kind is an internal
+    /// error (a peer that does not speak this protocol).
+    async fn ask<A: TryFrom<PeerResponse, Error = PeerResponse>>(
+        &self,
+        to: &str,
+        request: PeerRequest,
+    ) -> Result<A, TransportError> {
+        let kind = request.kind();
+        A::try_from(self.call(to, request).await?).map_err(|other| TransportError::Rejected {
+            code: tonic::Code::Internal,
+            message: format!("peer answered a {kind} with a {} answer", other.answers()),
+        })
+    }
+
     /// Fetch a replica's encoded sibling set (empty bytes when it holds none).
-    async fn replica_read(
+    pub async fn replica_read(
         &self,
         to: &str,
         collection: &str,
         key: &str,
-    ) -> Result<Bytes, TransportError>;
+    ) -> Result<Bytes, TransportError> {
+        let req = ReplicaReadRequest {
+            collection: collection.to_string(),
+            key: key.to_string(),
+        };
+        let a: ReplicaReadResponse = self.ask(to, PeerRequest::ReplicaRead(req)).await?;
+        Ok(a.siblings)
+    }
+
     /// Merge an encoded sibling set into a replica.
-    async fn replica_write(&self, to: &str, req: ReplicaWriteRequest)
-        -> Result<(), TransportError>;
+    pub async fn replica_write(
+        &self,
+        to: &str,
+        req: ReplicaWriteRequest,
+    ) -> Result<(), TransportError> {
+        let _: ReplicaWriteResponse = self.ask(to, PeerRequest::ReplicaWrite(req)).await?;
+        Ok(())
+    }
+
+    /// Deliver a stored hint to a replica: a replica write, sent as its own kind.
+    pub async fn replay_hint(
+        &self,
+        to: &str,
+        req: ReplicaWriteRequest,
+    ) -> Result<(), TransportError> {
+        let _: ReplicaWriteResponse = self.ask(to, PeerRequest::HintReplay(req)).await?;
+        Ok(())
+    }
+
     /// Merge many encoded sibling sets into a node at once (streaming, hint hand-off).
-    async fn replica_write_batch(
+    pub async fn replica_write_batch(
         &self,
         to: &str,
         req: ReplicaWriteBatchRequest,
-    ) -> Result<(), TransportError>;
+    ) -> Result<(), TransportError> {
+        let _: ReplicaWriteBatchResponse =
+            self.ask(to, PeerRequest::ReplicaWriteBatch(req)).await?;
+        Ok(())
+    }
+
     /// Ask a replica of the key to mint and coordinate a write.
-    async fn coordinate_write(
+    pub async fn coordinate_write(
         &self,
         to: &str,
         req: CoordinateWriteRequest,
-    ) -> Result<CoordinateWriteResponse, TransportError>;
+    ) -> Result<CoordinateWriteResponse, TransportError> {
+        self.ask(to, PeerRequest::CoordinateWrite(req)).await
+    }
+
     /// One page of a replica's documents in a token range.
-    async fn fetch_range(
+    pub async fn fetch_range(
         &self,
         to: &str,
         req: FetchRangeRequest,
-    ) -> Result<FetchRangeResponse, TransportError>;
+    ) -> Result<FetchRangeResponse, TransportError> {
+        self.ask(to, PeerRequest::FetchRange(req)).await
+    }
+
     /// Gossip, first leg: send digests, get back newer states and what the peer wants.
-    async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError>;
+    pub async fn gossip(&self, to: &str, syn: GossipSyn) -> Result<GossipAck, TransportError> {
+        self.ask(to, PeerRequest::Gossip(syn)).await
+    }
+
     /// Gossip, last leg: send the states the peer asked for.
-    async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError>;
+    pub async fn gossip_finish(&self, to: &str, ack2: GossipAck2) -> Result<(), TransportError> {
+        let _: GossipAck2Response = self.ask(to, PeerRequest::GossipFinish(ack2)).await?;
+        Ok(())
+    }
+
     /// Anti-entropy: a replica's hashes of token ranges of a collection.
-    async fn range_hashes(
+    pub async fn range_hashes(
         &self,
         to: &str,
         req: RangeHashesRequest,
-    ) -> Result<Vec<u64>, TransportError>;
+    ) -> Result<Vec<u64>, TransportError> {
+        let a: RangeHashesResponse = self.ask(to, PeerRequest::RangeHashes(req)).await?;
+        Ok(a.hashes)
+    }
+
     /// Anti-entropy: a replica's keys and entry hashes in one token range.
-    async fn key_hashes(
+    pub async fn key_hashes(
         &self,
         to: &str,
         req: KeyHashesRequest,
-    ) -> Result<Vec<KeyHash>, TransportError>;
+    ) -> Result<Vec<KeyHash>, TransportError> {
+        let a: KeyHashesResponse = self.ask(to, PeerRequest::KeyHashes(req)).await?;
+        Ok(a.keys)
+    }
+
     /// Tombstone purge: check (and with `purge_if`, purge) keys on one node.
-    async fn tombstones(
+    pub async fn tombstones(
         &self,
         to: &str,
         req: TombstonesRequest,
-    ) -> Result<TombstonesResponse, TransportError>;
+    ) -> Result<TombstonesResponse, TransportError> {
+        self.ask(to, PeerRequest::Tombstones(req)).await
+    }
+
     /// Many keys' encoded sibling sets from one replica.
-    async fn replica_read_batch(
+    pub async fn replica_read_batch(
         &self,
         to: &str,
         req: ReplicaReadBatchRequest,
-    ) -> Result<Vec<Bytes>, TransportError>;
+    ) -> Result<Vec<Bytes>, TransportError> {
+        let a: ReplicaReadBatchResponse = self.ask(to, PeerRequest::ReplicaReadBatch(req)).await?;
+        Ok(a.siblings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Answers every request with one fixed answer and remembers what was asked.
+    struct Fixed {
+        answer: PeerResponse,
+        asked: Mutex<Vec<MessageKind>>,
+    }
+
+    #[async_trait]
+    impl Transport for Fixed {
+        async fn call(
+            &self,
+            _: &str,
+            request: PeerRequest,
+        ) -> Result<PeerResponse, TransportError> {
+            self.asked.lock().unwrap().push(request.kind());
+            Ok(self.answer.clone())
+        }
+    }
+
+    fn answering(answer: PeerResponse) -> Arc<Fixed> {
+        Arc::new(Fixed {
+            answer,
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_typed_call_unpacks_its_answer_and_refuses_another_kind() {
+        let fixed = answering(PeerResponse::RangeHashes(RangeHashesResponse {
+            hashes: vec![1, 2],
+        }));
+        let t: Arc<dyn Transport> = fixed.clone();
+        assert_eq!(
+            t.range_hashes("n2", RangeHashesRequest::default())
+                .await
+                .unwrap(),
+            vec![1, 2]
+        );
+        match t.gossip("n2", GossipSyn::default()).await {
+            Err(TransportError::Rejected { code, message }) => {
+                assert_eq!(code, tonic::Code::Internal);
+                assert!(message.contains("gossip"), "{message}");
+            }
+            other => panic!("a range_hashes answer taken for a gossip one: {other:?}"),
+        }
+        assert_eq!(
+            *fixed.asked.lock().unwrap(),
+            [MessageKind::RangeHashes, MessageKind::Gossip]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hint_replay_is_sent_as_its_own_kind_and_answered_as_a_write() {
+        let fixed = answering(PeerResponse::ReplicaWrite(ReplicaWriteResponse {}));
+        let t: Arc<dyn Transport> = fixed.clone();
+        t.replay_hint("n3", ReplicaWriteRequest::default())
+            .await
+            .unwrap();
+        t.replica_write("n3", ReplicaWriteRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            *fixed.asked.lock().unwrap(),
+            [MessageKind::HintReplay, MessageKind::ReplicaWrite]
+        );
+    }
 }

@@ -414,7 +414,7 @@ pub async fn run(sc: &SimScenario) -> Summary {
         "sim scenario, seed {} (rerun: RINGDB_SEED={})",
         sc.seed, sc.seed
     );
-    let cluster = SimCluster::start_with(sc.nodes, sc.rf, |cfg| {
+    let cluster = SimCluster::start_seeded(sc.seed, sc.nodes, sc.rf, |cfg| {
         // Background anti-entropy runs during the faults too, giving up on a silent peer
         // sooner than in production (where it is 10 s) to keep runs short.
         cfg.aae.interval = Duration::from_millis(700);
