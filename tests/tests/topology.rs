@@ -18,10 +18,25 @@ async fn write_many(client: &Client, prefix: &str, n: usize, level: Consistency)
             let prefix = prefix.to_string();
             let options = options.clone();
             async move {
-                client
-                    .put_with("docs", &format!("{prefix}{i}"), &json!({"i": i}), &options)
-                    .await
-                    .expect("preload write");
+                // A node the failure detector wrongly holds down for a moment (a loaded
+                // machine) makes a write fail fast with UNAVAILABLE before anything is
+                // written, so retrying it cannot leave a sibling; anything else fails.
+                let key = format!("{prefix}{i}");
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+                loop {
+                    match client
+                        .put_with("docs", &key, &json!({"i": i}), &options)
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(ringdb_client::Error::Unavailable(_))
+                            if tokio::time::Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => panic!("preload write of {key}: {e}"),
+                    }
+                }
             }
         })
         .await;
