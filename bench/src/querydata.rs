@@ -8,8 +8,8 @@
 //! - `g100`: a string `"b<g>"` over `records / 100` groups, about 100 documents each;
 //! - `score`: a number `p + f`, where `p` runs over `0..records` exactly once and `0 <= f < 1`,
 //!   so scores are distinct, uniformly spread, and exactly `records - x` are `>= x`;
-//! - `status`: `"active"` for exactly 2 records in 10, then `"inactive"` (5 in 10),
-//!   `"pending"` (2 in 10) and `"closed"` (1 in 10);
+//! - `status`: `"active"` for 2 records in 10, then `"inactive"` (5 in 10), `"pending"`
+//!   (2 in 10) and `"closed"` (1 in 10), each to within one record;
 //! - and fields that are not queried but make the document realistic: `name`, `email`, `age`,
 //!   `created`, a nested `address` (`address.city`, ...), an array `tags` and a `bio` of
 //!   words that brings the document to 992..1056 bytes of compact JSON.
@@ -18,8 +18,10 @@
 //! - a document is a pure function of (`records`, `seed`, `i`): no state, any order, any
 //!   process; the generator uses its own SplitMix64, not `rand`, so a new `rand` cannot change
 //!   the data;
-//! - the indexed fields come from [`Shuffle`]s (bijections of `0..n`), so the counts above are
-//!   exact, not expectations, and [`crate::queryspec`] can state each query's answer size;
+//! - each indexed field is a [`block`] of a [`Shuffle`] (a bijection of `0..records`), a
+//!   different shuffle per field, so the counts above are exact, not expectations (and
+//!   [`crate::queryspec`] states each query's answer size), while the fields stay independent
+//!   of each other and of the key order;
 //! - the seed moves which record gets which value, never how many records share one.
 
 use anyhow::bail;
@@ -34,7 +36,7 @@ pub const MAX_RECORDS: u64 = 1_000_000_000;
 pub const G10_SIZE: u64 = 10;
 /// Records sharing one `g100` value.
 pub const G100_SIZE: u64 = 100;
-/// `status` by `shuffle % 10`: two tenths active, so COUNT with a filter sees 20%.
+/// `status` by tenths of a shuffle: two tenths active, so COUNT with a filter sees 20%.
 pub const STATUSES: [&str; 10] = [
     "active", "active", "inactive", "inactive", "inactive", "inactive", "inactive", "pending",
     "pending", "closed",
@@ -45,9 +47,18 @@ pub fn groups(records: u64, size: u64) -> u64 {
     (records / size).max(1)
 }
 
-/// How many of `0..n` are congruent to `r` modulo `m`: the exact size of a group.
-pub fn residue_count(n: u64, m: u64, r: u64) -> u64 {
-    n / m + u64::from(r < n % m)
+/// Which of `m` nearly equal blocks of `0..n` holds `p`: `floor(p * m / n)`.
+///
+/// Blocks, not residues: with residues, a field of `n / 10` groups would be a function of
+/// one of `n / 100` groups whenever the counts divide (`x % 100 = (x % 1000) % 100`).
+pub fn block(p: u64, n: u64, m: u64) -> u64 {
+    (u128::from(p) * u128::from(m) / u128::from(n)) as u64
+}
+
+/// How many of `0..n` fall in block `r` of `m` (see [`block`]): `n / m` or one more.
+pub fn block_size(n: u64, m: u64, r: u64) -> u64 {
+    let first = |r: u64| (u128::from(r) * u128::from(n)).div_ceil(u128::from(m));
+    (first(r + 1) - first(r)) as u64
 }
 
 /// What a `g10` value starts with; the group number follows.
@@ -265,12 +276,20 @@ impl Dataset {
 
     /// The `g10` group of record `i`.
     pub fn g10_group(&self, i: u64) -> u64 {
-        self.g10.apply(i) % groups(self.records, G10_SIZE)
+        block(
+            self.g10.apply(i),
+            self.records,
+            groups(self.records, G10_SIZE),
+        )
     }
 
     /// The `g100` group of record `i`.
     pub fn g100_group(&self, i: u64) -> u64 {
-        self.g100.apply(i) % groups(self.records, G100_SIZE)
+        block(
+            self.g100.apply(i),
+            self.records,
+            groups(self.records, G100_SIZE),
+        )
     }
 
     /// The integer part of record `i`'s score: each of `0..records` exactly once.
@@ -280,7 +299,8 @@ impl Dataset {
 
     /// The status of record `i`.
     pub fn status(&self, i: u64) -> &'static str {
-        STATUSES[(self.status.apply(i) % STATUSES.len() as u64) as usize]
+        let m = STATUSES.len() as u64;
+        STATUSES[block(self.status.apply(i), self.records, m) as usize]
     }
 
     /// The document of record `i` (`i < records`).
@@ -459,6 +479,26 @@ mod tests {
     }
 
     #[test]
+    fn fields_are_not_nested_in_each_other_nor_in_key_order() {
+        let d = Dataset::new(100_000, 4).unwrap();
+        let mut g100_of_g10 = HashMap::<u64, std::collections::HashSet<u64>>::new();
+        let mut neighbours_apart = 0;
+        for i in 0..100_000 {
+            g100_of_g10
+                .entry(d.g10_group(i))
+                .or_default()
+                .insert(d.g100_group(i));
+            neighbours_apart += u64::from(d.g10_group(i) != d.g10_group(i + 1));
+        }
+        let spread = g100_of_g10.values().filter(|s| s.len() > 1).count();
+        assert!(
+            spread > 9_000,
+            "a g10 group spans several g100 groups: {spread}"
+        );
+        assert!(neighbours_apart > 99_000, "{neighbours_apart}");
+    }
+
+    #[test]
     fn documents_have_nested_and_array_fields() {
         let d = Dataset::new(1_000, 1).unwrap();
         for i in 0..1_000 {
@@ -472,7 +512,7 @@ mod tests {
     }
 
     #[test]
-    fn residue_counts_match_counting() {
+    fn block_sizes_match_counting() {
         for (n, m) in [
             (100, 10),
             (105, 10),
@@ -481,8 +521,12 @@ mod tests {
             (12_345, 1_234),
         ] {
             for r in 0..m {
-                let counted = (0..n).filter(|x| x % m == r).count() as u64;
-                assert_eq!(residue_count(n, m, r), counted, "n {n} m {m} r {r}");
+                let counted = (0..n).filter(|&p| block(p, n, m) == r).count() as u64;
+                assert_eq!(block_size(n, m, r), counted, "n {n} m {m} r {r}");
+                assert!(
+                    counted == n / m || counted == n / m + 1,
+                    "n {n} m {m} r {r}"
+                );
             }
         }
     }

@@ -17,7 +17,7 @@
 use serde_json::{json, Value};
 
 use crate::querydata::{
-    g100_value, g10_value, groups, residue_count, Dataset, Shuffle, G100_PREFIX, G100_SIZE,
+    block_size, g100_value, g10_value, groups, Dataset, Shuffle, G100_PREFIX, G100_SIZE,
     G10_PREFIX, G10_SIZE, STATUSES,
 };
 
@@ -201,8 +201,8 @@ impl Queries {
     pub fn expected_rows(&self, query: &Query) -> u64 {
         let n = self.records;
         match query.kind {
-            QueryKind::Eq10 => residue_count(n, groups(n, G10_SIZE), query.param),
-            QueryKind::Eq100 => residue_count(n, groups(n, G100_SIZE), query.param),
+            QueryKind::Eq10 => block_size(n, groups(n, G10_SIZE), query.param),
+            QueryKind::Eq100 => block_size(n, groups(n, G100_SIZE), query.param),
             QueryKind::Range => RANGE_LIMIT.min(n - query.param),
             QueryKind::Count => 1,
         }
@@ -213,7 +213,7 @@ impl Queries {
         let m = STATUSES.len() as u64;
         (0..m)
             .filter(|&r| STATUSES[r as usize] == STATUSES[0])
-            .map(|r| residue_count(self.records, m, r))
+            .map(|r| block_size(self.records, m, r))
             .sum()
     }
 
