@@ -162,20 +162,35 @@ class Postgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def copy_text(value):
+    """A field of COPY's text format."""
+    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
 def pg_load(pg, qd):
     """COPY the documents into docs(key, doc), index the queried paths, VACUUM ANALYZE."""
     start = time.time()
-    pg.psql("CREATE UNLOGGED TABLE load_lines (line jsonb)")
-    # One JSON line per row: CSV with quote and delimiter bytes JSON never contains.
-    copy = "COPY load_lines FROM STDIN WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')"
-    gen = subprocess.Popen(qd.cmd(), stdout=subprocess.PIPE)
-    load = subprocess.Popen(pg.psql_cmd("-c", copy), stdin=gen.stdout, stdout=subprocess.DEVNULL)
-    gen.stdout.close()
+    pg.psql("CREATE TABLE docs (key text NOT NULL, doc jsonb NOT NULL)")
+    # Streamed from the generator to COPY, one row per JSON line, without a staging table.
+    gen = subprocess.Popen(qd.cmd(), stdout=subprocess.PIPE, text=True)
+    load = subprocess.Popen(pg.psql_cmd("-c", "COPY docs (key, doc) FROM STDIN"),
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        for line in gen.stdout:
+            item = json.loads(line)
+            doc = json.dumps(item["doc"], separators=(",", ":"))
+            load.stdin.write(f"{copy_text(item['key'])}\t{copy_text(doc)}\n")
+    except BrokenPipeError:
+        pass  # psql stopped: its status says why
+    finally:
+        try:
+            load.stdin.close()
+        except BrokenPipeError:
+            pass
     if load.wait() != 0 or gen.wait() != 0:
         raise SystemExit("loading the documents failed")
-    pg.psql("CREATE TABLE docs (key text PRIMARY KEY, doc jsonb NOT NULL)")
-    pg.psql("INSERT INTO docs SELECT line->>'key', line->'doc' FROM load_lines")
-    pg.psql("DROP TABLE load_lines")
+    pg.psql("ALTER TABLE docs ADD PRIMARY KEY (key)")
     loaded = time.time() - start
     for stmt in qd.text("--emit", "pg-indexes").splitlines():
         pg.psql(stmt)
