@@ -61,6 +61,62 @@ def loadavg():
         return tuple(float(x) for x in f.read().split()[:3])
 
 
+def proc_stat(pid):
+    """(ppid, own CPU ticks, reaped children's CPU ticks) of a process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # Fields after the command: state ppid ... utime(14) stime(15) cutime(16) cstime(17).
+    return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+class CpuMeter:
+    """How much of the machine's CPU other programs took while a run went on: all busy time
+    (/proc/stat) minus the PostgreSQL server's processes and this driver's children. The load
+    average cannot say it: 64 busy backends are a load of 64 on their own."""
+
+    def __init__(self, server_pid):
+        self.server_pid = server_pid
+        self.baseline = len(self.children())
+        self.start = self.sample()
+
+    def children(self):
+        kids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if proc_stat(entry)[0] == self.server_pid:
+                        kids.append(entry)
+                except (OSError, IndexError, ValueError):
+                    pass  # gone meanwhile
+        return kids
+
+    def sample(self):
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+        busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+        _, own, reaped = proc_stat(self.server_pid)
+        server = own + reaped
+        for kid in self.children():
+            try:
+                server += proc_stat(kid)[1]
+            except (OSError, IndexError, ValueError):
+                pass
+        t = os.times()
+        mine = (t.user + t.system + t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK")
+        return time.time(), busy, server + mine
+
+    def others_share(self):
+        """Share of all CPUs (0..1) that other programs used since the meter started."""
+        # Backends of a finished run exit on their own; count them once reaped.
+        deadline = time.time() + 10
+        while len(self.children()) > self.baseline and time.time() < deadline:
+            time.sleep(0.05)
+        end = self.sample()
+        wall = end[0] - self.start[0]
+        others = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        return max(0.0, others / (wall * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)))
+
+
 # ---------------------------------------------------------------- the data (ringdb-bench)
 
 class QueryData:
@@ -145,6 +201,10 @@ class Postgres:
 
     def bin(self, name):
         return os.path.join(self.bindir, name)
+
+    def server_pid(self):
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            return int(f.readline())
 
     def conn(self):
         return ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
@@ -256,11 +316,12 @@ def pgbench(pg, script, workdir, name, clients, duration=None, transactions=None
 
 def run_postgres(pg, qd, kind, workdir, duration, concurrency):
     script = qd.text("--emit", "pgbench", "--kind", kind)
-    before = loadavg()
+    meter = CpuMeter(pg.server_pid())
     r = pgbench(pg, script, workdir, kind, concurrency, duration=duration)
-    r["loadavg_before"], r["loadavg_after"] = before, loadavg()
+    r["others_cpu_share"] = meter.others_share()
     log(f"  PostgreSQL {kind:<6} {r['ops_per_sec']:>9.0f} ops/s  p50 {r['p50_ms']:.2f}"
-        f"  p99 {r['p99_ms']:.2f}  errors {r['errors']}  load {before[0]:.1f}")
+        f"  p99 {r['p99_ms']:.2f}  errors {r['errors']}  "
+        f"other programs took {r['others_cpu_share']:.0%} of the CPU")
     return r
 
 
@@ -304,12 +365,13 @@ def benchmark(a, binary):
     qd = QueryData(binary, a.records, a.seed)
     kinds = qd.kinds()
     pg = Postgres(pg_bindir(), a.concurrency + 10)
-    results, plans = {}, {}
+    results, plans, load_before = {}, {}, None
     try:
         log(f"PostgreSQL {pg.version} on port {pg.port}: loading {a.records:,} documents")
         loaded = pg_load(pg, qd)
         log(f"  loaded in {loaded['load_s']:.0f} s, indexed in {loaded['indexed_s']:.0f} s")
         workdir = tempfile.mkdtemp(prefix="ringdb-pgbench-")
+        load_before = loadavg()
         try:
             for k in kinds:
                 kind = k["kind"]
@@ -326,10 +388,12 @@ def benchmark(a, binary):
 
     lines = []
     emit = lines.append
-    emit(f"Machine: {machine()}. PostgreSQL {pg.version} (Debian's package, initdb defaults), "
+    emit(f"Machine: {machine()}. PostgreSQL {pg.version}, initdb defaults, "
          f"{a.records:,} documents (table {loaded['table_bytes'] / 2**20:,.0f} MiB, indexes "
          f"{loaded['index_bytes'] / 2**20:,.0f} MiB), {a.duration} s per kind, {a.concurrency} "
-         "connections (one per worker), pgbench with prepared statements.")
+         "connections (one per worker), pgbench with prepared statements. Load average before "
+         f"the runs: {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} (1 / 5 / "
+         "15 min); the CPU column is the share of both cores other programs took during a run.")
     emit("")
     with_ring = any(r["ringdb"] for r in results.values())
     head = "| query | PostgreSQL ops/s | p50 ms | p99 ms |"
@@ -337,8 +401,8 @@ def benchmark(a, binary):
     if with_ring:
         head += " RingDB ops/s | p50 ms | p99 ms | RingDB / PostgreSQL |"
         rule += " ---: | ---: | ---: | ---: |"
-    emit(head + " load average | PostgreSQL plan |")
-    emit(rule + " --- | --- |")
+    emit(head + " other programs' CPU | PostgreSQL plan |")
+    emit(rule + " ---: | --- |")
     for kind, r in results.items():
         p, g = r["postgres"], r["ringdb"]
         cells = f"| {r['label']} | {p['ops_per_sec']:,.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} |"
@@ -346,8 +410,7 @@ def benchmark(a, binary):
             ratio = "—" if g is None else f"{g['ops_per_sec'] / p['ops_per_sec']:.2f}"
             cells += (f" {fmt(g, 'ops_per_sec', ',.0f')} | {fmt(g, 'p50_ms', '.2f')} |"
                       f" {fmt(g, 'p99_ms', '.2f')} | {ratio} |")
-        lb, la = p["loadavg_before"][0], p["loadavg_after"][0]
-        emit(cells + f" {lb:.1f} → {la:.1f} | {plans[kind]} |")
+        emit(cells + f" {p['others_cpu_share']:.0%} | {plans[kind]} |")
     if not with_ring:
         emit("")
         emit("RingDB: " + ("skipped (--skip-ringdb)." if a.skip_ringdb else
@@ -359,7 +422,7 @@ def benchmark(a, binary):
             f.write(text + "\n")
     print(json.dumps({"records": a.records, "seed": a.seed, "duration_s": a.duration,
                       "concurrency": a.concurrency, "postgres_version": pg.version,
-                      "postgres_load": loaded, "plans": plans,
+                      "postgres_load": loaded, "plans": plans, "loadavg_before": load_before,
                       "kinds": {k: {"postgres": r["postgres"], "ringdb": r["ringdb"]}
                                 for k, r in results.items()}}))
 
