@@ -3,8 +3,13 @@
 //! Each of `--concurrency` tasks keeps one request in flight. Updates carry the last
 //! context this process saw for the key, as a real application would, so siblings stay
 //! bounded by truly concurrent writers. The last stdout line is one JSON object.
+//!
+//! `ringdb-bench querydata ...` prints the query benchmark's data instead (see `querycli`).
 
 mod keys;
+mod querycli;
+mod querydata;
+mod queryspec;
 
 /// glibc malloc spent ~15% of CPU under load (cross-thread frees); mimalloc does not.
 #[global_allocator]
@@ -60,6 +65,9 @@ enum Distribution {
     about = "YCSB-style benchmark for RingDB"
 )]
 struct Args {
+    /// A tool that needs no cluster; without one, the workload runs.
+    #[command(subcommand)]
+    tool: Option<querycli::Command>,
     /// Nodes to connect to, HOST:PORT,...
     #[arg(
         long,
@@ -481,7 +489,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(tool) = args.tool.take() {
+        return querycli::main(tool);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
