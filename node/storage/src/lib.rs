@@ -11,14 +11,18 @@
 //! Keys are laid out as `token (8 bytes, order-preserving) ‖ collection ‖ 0 ‖ key`, so a
 //! token range is one contiguous scan (for streaming and anti-entropy); see `keys`.
 //!
-//! This crate sits on `ringdb-core` only: it cannot reach the cluster, coordinator, repair
-//! or API layers of the node above it, and reads time from the clock it is started with.
-//! Besides the shared types and the handle in this file, its files depend one way: `keys`
-//! and `engine` at the bottom, then `trees`, then `worker` (the storage threads), then the
-//! handle's other operations (`expiry`, `tombstones`); no two of them import each other.
+//! This crate sits on `ringdb-core` and the pure query core `ringdb-query` only: it cannot
+//! reach the cluster, coordinator, repair or API layers of the node above it, and reads
+//! time from the clock it is started with. The indexes it keeps are defined by the layer
+//! above through the [`IndexCatalog`] handle. Besides the shared types and the handle in
+//! this file, its files depend one way: `keys` and `engine` at the bottom, then the index
+//! catalog and upkeep and `trees`, then `worker` (the storage threads), then the handle's
+//! other operations (`expiry`, `tombstones`, the index build, check and scans); no two of
+//! them import each other.
 
 pub mod engine;
 mod expiry;
+pub mod indexes;
 mod keys;
 mod tombstones;
 mod trees;
@@ -33,6 +37,9 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 use tokio::sync::oneshot;
 
 pub use engine::{Engine, MemEngine, Pairs, SledEngine, Space};
+pub use indexes::{
+    BuildPace, IndexCatalog, IndexError, IndexHit, IndexState, IndexStatus, Progress,
+};
 use keys::{parse_entry, token_prefix};
 pub use keys::{storage_key, Entry};
 use ringdb_core::clock::{self, Clock};
@@ -140,6 +147,7 @@ pub struct Storage {
     trees: Arc<Trees>,
     closed: Arc<std::sync::atomic::AtomicBool>,
     clock: Arc<dyn Clock>,
+    catalog: IndexCatalog,
 }
 
 impl Storage {
@@ -156,8 +164,15 @@ impl Storage {
         clock: Arc<dyn Clock>,
     ) -> Result<Storage, StorageError> {
         let stats = Arc::new(Stats::default());
-        let (trees, keys, bytes) = trees::open(engine.as_ref())?;
-        let trees = Arc::new(trees);
+        let catalog = IndexCatalog::load(engine.as_ref())?;
+        let mut check = indexes::verify::Check::new(&catalog);
+        let opened = trees::open(engine.as_ref(), &mut |k, v| check.observe(k, v))?;
+        if opened.scanned {
+            check.finish(engine.as_ref(), &catalog)?;
+        }
+        indexes::verify::adopt_ids_on_disk(engine.as_ref(), &catalog)?;
+        let (keys, bytes) = (opened.keys, opened.bytes);
+        let trees = Arc::new(opened.trees);
         let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         stats.keys.store(keys, Ordering::Relaxed);
         stats.bytes.store(bytes, Ordering::Relaxed);
@@ -181,6 +196,7 @@ impl Storage {
                 trees: trees.clone(),
                 clock: clock.clone(),
                 closed: closed.clone(),
+                catalog: catalog.clone(),
             };
             thread::Builder::new()
                 .name(format!("ringdb-storage-{i}"))
@@ -198,6 +214,7 @@ impl Storage {
             trees,
             closed,
             clock,
+            catalog,
         })
     }
 
@@ -219,14 +236,29 @@ impl Storage {
         &self.clock
     }
 
+    /// The indexes this replica maintains: the layer above defines them through this
+    /// handle ([`IndexCatalog::define`]) and reads their states from it.
+    pub fn indexes(&self) -> &IndexCatalog {
+        &self.catalog
+    }
+
+    /// The storage thread that owns an engine key: everything touching one key runs there.
+    fn shard_of(&self, key: &[u8]) -> usize {
+        // The key starts with the token, already a uniform hash: use it to pick the shard.
+        let h = u64::from_be_bytes(
+            key.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        );
+        (h % self.shards.len() as u64) as usize
+    }
+
     async fn call<T>(
         &self,
         key: Vec<u8>,
         make: impl FnOnce(Vec<u8>, Reply<T>) -> Job,
     ) -> Result<T, StorageError> {
-        // The key starts with the token, already a uniform hash: use it to pick the shard.
-        let h = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
-        let shard = &self.shards[(h % self.shards.len() as u64) as usize];
+        let shard = &self.shards[self.shard_of(&key)];
         let (tx, rx) = oneshot::channel();
         shard
             .try_send(make(key, tx))
@@ -294,14 +326,35 @@ impl Storage {
         T: Send + 'static,
         F: FnOnce(&dyn Engine) -> Result<T, StorageError> + Send + 'static,
     {
+        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        self.run_at(shard, f).await
+    }
+
+    /// Run `f` on storage thread `shard`, in order with that thread's other jobs (work on
+    /// the keys it owns, or a fence).
+    async fn run_at<T, F>(&self, shard: usize, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Engine) -> Result<T, StorageError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job = Job::Run(Box::new(move |e: &dyn Engine| {
             let _ = tx.send(f(e));
         }));
-        let shard =
-            &self.shards[self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len()];
-        shard.try_send(job).map_err(|e| self.queue_error(e))?;
+        self.shards[shard % self.shards.len()]
+            .try_send(job)
+            .map_err(|e| self.queue_error(e))?;
         rx.await.map_err(|_| StorageError::Stopped)?
+    }
+
+    /// Wait until every job queued on any storage thread before this call has finished:
+    /// one no-op job through each thread (writes that ran under an older index catalog are
+    /// then over).
+    async fn fence(&self) -> Result<(), StorageError> {
+        for shard in 0..self.shards.len() {
+            self.run_at(shard, |_| Ok(())).await?;
+        }
+        Ok(())
     }
 
     /// Run `f` on a blocking thread while every storage thread waits between two jobs, so no
