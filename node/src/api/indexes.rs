@@ -84,6 +84,14 @@ fn current(membership: &Membership, collection: &str, path: &Path) -> Option<Ind
         .map(info)
 }
 
+/// Persist the schema before answering: storage saves its index catalog on its own soon
+/// after a change, and a restart whose saved schema lacked a definition the catalog has
+/// would drop that index here and rebuild it when gossip brings the definition back.
+async fn saved(coordinator: &Coordinator, membership: &Membership) {
+    membership.note_change();
+    gossip::persist(membership, coordinator.storage()).await;
+}
+
 /// Freshen this node's own index states before reporting them.
 fn refresh_own(coordinator: &Coordinator, membership: &Membership) {
     membership.set_own_indexes(report(&coordinator.storage().indexes().states()));
@@ -109,12 +117,12 @@ pub(super) async fn create(
     match defs.create(&r.collection, &path, me, now) {
         Ok(_) => {
             tracing::info!(collection = %r.collection, %path, "index created");
-            membership.note_change();
+            saved(coordinator, membership).await;
             gossip::round_with_all(membership, transport.as_ref(), AGREE).await;
         }
         Err(IndexDefError::Exists { .. }) if r.if_not_exists => {
             if created_collection {
-                membership.note_change();
+                saved(coordinator, membership).await;
             }
         }
         Err(e @ IndexDefError::Exists { .. }) => return Err(Status::already_exists(e.to_string())),
@@ -151,7 +159,7 @@ pub(super) async fn drop_index(
     {
         Ok(_) => {
             tracing::info!(collection = %r.collection, %path, "index dropped");
-            membership.note_change();
+            saved(coordinator, membership).await;
             gossip::round_with_all(membership, transport.as_ref(), AGREE).await;
             Ok(DropIndexResponse { dropped: true })
         }
