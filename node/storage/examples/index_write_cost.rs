@@ -13,6 +13,15 @@
 //! cargo run --release -p ringdb-storage --example index_write_cost -- plain
 //! cargo run --release -p ringdb-storage --example index_write_cost -- txn
 //! ```
+//!
+//! `storage K` measures the real write path instead: the storage pool on sled with K ready
+//! indexes on the collection, 64 writers each replacing its own documents (1 KiB, every
+//! indexed value changing on each write), memory durability:
+//!
+//! ```sh
+//! cargo run --release -p ringdb-storage --example index_write_cost -- storage 0
+//! cargo run --release -p ringdb-storage --example index_write_cost -- storage 3
+//! ```
 
 use std::time::Instant;
 
@@ -21,6 +30,12 @@ use sled::transaction::{ConflictableTransactionError, Transactional};
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "none".into());
+    if mode == "storage" {
+        let indexes: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+        let writes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+        storage_path(indexes, writes);
+        return;
+    }
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
     let per_thread: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let dir = std::env::temp_dir().join(format!("ringdb-index-cost-{}", std::process::id()));
@@ -76,5 +91,77 @@ fn main() {
         writes as f64 / elapsed
     );
     drop((data, index, db));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The real write path: mints through the storage pool with `indexes` ready indexes.
+fn storage_path(indexes: usize, writes: u64) {
+    use bytes::Bytes;
+    use ringdb_core::version::CausalContext;
+    use ringdb_storage::{Durability, IndexState, Mint, PoolConfig, SledEngine, Storage};
+
+    let dir = std::env::temp_dir().join(format!("ringdb-index-path-{}", std::process::id()));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let per_writer = writes / 64;
+    let elapsed = rt.block_on(async {
+        let engine = SledEngine::open(&dir, 256 << 20, 1000).expect("open sled");
+        let s = Storage::start(std::sync::Arc::new(engine), PoolConfig::default()).expect("start");
+        let paths: Vec<(String, ringdb_query::Path)> = ["a", "b.c", "tags[]"]
+            .iter()
+            .take(indexes)
+            .map(|p| ("c".to_string(), ringdb_query::Path::parse(p).expect("path")))
+            .collect();
+        s.indexes().define(&paths);
+        let upkeep = tokio::spawn(s.clone().run_index_upkeep(Default::default()));
+        while paths
+            .iter()
+            .any(|(c, p)| s.indexes().state_of(c, p) != Some(IndexState::Ready))
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let pad = "x".repeat(900);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..64u64)
+            .map(|w| {
+                let (s, pad) = (s.clone(), pad.clone());
+                tokio::spawn(async move {
+                    let mut contexts: Vec<CausalContext> = vec![CausalContext::new(); 100];
+                    for i in 0..per_writer {
+                        let slot = (i % 100) as usize;
+                        let doc = serde_json::json!({
+                            "a": i, "b": {"c": format!("v{i}")}, "tags": [i % 7, i % 11], "pad": pad,
+                        });
+                        let m = s
+                            .mint(
+                                "c",
+                                &format!("w{w}-{slot}"),
+                                Mint {
+                                    actor: "n1.1".into(),
+                                    context: contexts[slot].clone(),
+                                    value: Some(Bytes::from(doc.to_string())),
+                                    timestamp_ms: 1,
+                                    expires_ms: None,
+                                },
+                                Durability::Memory,
+                            )
+                            .await
+                            .expect("mint");
+                        contexts[slot] = m.context;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("writer");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        upkeep.abort();
+        elapsed
+    });
+    let total = per_writer * 64;
+    println!(
+        "mode=storage indexes={indexes} writes={total} seconds={elapsed:.2} writes_per_sec={:.0}",
+        total as f64 / elapsed
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
