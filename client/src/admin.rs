@@ -243,7 +243,7 @@ impl Client {
     }
 
     /// The first given address and its admin stub: requests about one particular node.
-    fn first_node(
+    pub(crate) fn first_node(
         &self,
     ) -> Result<(
         String,
@@ -256,7 +256,7 @@ impl Client {
 }
 
 /// A failure to reach `address` as `Unreachable` naming it; a server's answer as itself.
-fn unreachable_or(address: &str, s: tonic::Status) -> Error {
+pub(crate) fn unreachable_or(address: &str, s: tonic::Status) -> Error {
     if error::transport_failure(&s) {
         Error::Unreachable(format!("{address}: {}", error::describe(&s)))
     } else {

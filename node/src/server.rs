@@ -27,7 +27,7 @@ use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::repair::{AaeConfig, AntiEntropy};
 use crate::ring::{Ring, Token, DEFAULT_VNODES};
-use crate::storage::{Engine, PoolConfig, SledEngine, Storage, StorageError};
+use crate::storage::{BuildPace, Engine, PoolConfig, SledEngine, Storage, StorageError};
 use crate::transport::grpc::{GrpcTransport, MAX_INTERNODE_MESSAGE};
 use crate::transport::Transport;
 
@@ -64,6 +64,8 @@ pub struct NodeConfig {
     pub hints: HintConfig,
     /// Anti-entropy pacing.
     pub aae: AaeConfig,
+    /// Pace of index builds and drops.
+    pub index_build: BuildPace,
     /// Where every layer of the node reads wall-clock time; a simulation may move it.
     pub clock: Arc<dyn Clock>,
 }
@@ -91,6 +93,7 @@ impl NodeConfig {
             membership: MembershipConfig::default(),
             hints: HintConfig::default(),
             aae: AaeConfig::default(),
+            index_build: BuildPace::default(),
             clock: clock::system(),
         }
     }
@@ -187,6 +190,8 @@ pub struct Assembled {
     pub coordinator: Arc<Coordinator>,
     /// Its anti-entropy (background passes and operators' repairs).
     pub anti_entropy: Arc<AntiEntropy>,
+    /// The pace of its index builds.
+    index_build: BuildPace,
 }
 
 impl Assembled {
@@ -195,8 +200,8 @@ impl Assembled {
         InternodeService::new(self.coordinator.clone(), self.membership.clone())
     }
 
-    /// Start the background work (gossip, hint replay, and finishing a join); the tasks
-    /// run until aborted.
+    /// Start the background work (gossip, hint replay, anti-entropy, TTL sweeps, index
+    /// builds and drops, and finishing a join); the tasks run until aborted.
     pub fn spawn_background(
         &self,
         transport: Arc<dyn Transport>,
@@ -216,6 +221,7 @@ impl Assembled {
                 storage.clone(),
                 Duration::from_secs(1),
             )),
+            tokio::spawn(storage.clone().run_index_upkeep(self.index_build.clone())),
         ];
         match self.membership.own_status().as_str() {
             STATUS_JOINING => tasks.push(tokio::spawn(join::run(
@@ -297,7 +303,7 @@ pub async fn assemble(
     };
     let mut membership_config = config.membership.clone();
     membership_config.default_replication = config.coordinator.replication_factor as u32;
-    let collections = gossip::load_collections(&storage).await;
+    let schema = gossip::load_schema(&storage).await;
     let mut known = gossip::load_members(&storage).await;
     let (tokens, status): (Vec<Token>, String) = match storage.get_meta(META_TOKENS).await? {
         Some(b) => {
@@ -342,7 +348,13 @@ pub async fn assemble(
     me.status = status;
     me.tokens = tokens;
     let membership = Arc::new(Membership::new(me, known, membership_config));
-    membership.schema().merge(&collections);
+    membership.schema().merge(&schema.collections);
+    membership.schema().indexes().merge(&schema.indexes);
+    // From here on storage maintains exactly the live index definitions.
+    membership
+        .schema()
+        .indexes()
+        .attach(storage.indexes().clone());
     gossip::persist(&membership, &storage).await;
 
     let actor = format!("{}.{}", config.node_id, incarnation);
@@ -375,6 +387,7 @@ pub async fn assemble(
         membership,
         coordinator,
         anti_entropy,
+        index_build: config.index_build.clone(),
     })
 }
 

@@ -59,7 +59,19 @@ fn want(before: &[&str]) -> Want {
                 vec!["CONSISTENCY"]
             })
         }
-        "CREATE" if n == 1 => Want::Keywords(vec!["COLLECTION"]),
+        "CREATE" if n == 1 => Want::Keywords(vec!["COLLECTION", "INDEX"]),
+        "CREATE" | "DROP"
+            if before
+                .get(1)
+                .is_some_and(|w| w.eq_ignore_ascii_case("INDEX")) =>
+        {
+            match n {
+                2 => Want::Keywords(vec!["ON"]),
+                3 => Want::Collections,
+                _ => Want::Nothing,
+            }
+        }
+        "DROP" if n == 1 => Want::Keywords(vec!["INDEX"]),
         "CREATE" => match last.as_str() {
             "COLLECTION" => Want::Keywords(vec!["IF"]),
             "IF" => Want::Keywords(vec!["NOT"]),
@@ -70,7 +82,8 @@ fn want(before: &[&str]) -> Want {
             }
             _ => Want::Nothing,
         },
-        "DESCRIBE" | "DESC" if n == 1 => Want::Keywords(vec!["COLLECTIONS"]),
+        "DESCRIBE" | "DESC" if n == 1 => Want::Keywords(vec!["COLLECTIONS", "INDEXES"]),
+        "DESCRIBE" | "DESC" if n == 2 && last == "INDEXES" => Want::Collections,
         "CONSISTENCY" if n == 1 => Want::Keywords(levels()),
         "TRACING" if n == 1 => Want::Keywords(vec!["ON", "OFF"]),
         "HELP" if n == 1 => Want::Keywords(STATEMENT_KEYWORDS.to_vec()),
@@ -224,7 +237,7 @@ mod tests {
         assert_eq!(complete("GET docs k CONSISTENCY Q"), vec!["QUORUM "]);
         assert_eq!(complete("consistency a"), vec!["all ", "any "]);
         assert_eq!(complete("GET docs k L"), vec!["LOCAL "]);
-        assert_eq!(complete("DESCRIBE "), vec!["COLLECTIONS "]);
+        assert_eq!(complete("DESCRIBE "), vec!["COLLECTIONS ", "INDEXES "]);
         assert_eq!(complete("create c"), vec!["collection "]);
         assert_eq!(complete("CREATE COLLECTION x "), vec!["WITH ", "IF "]);
         assert_eq!(complete("CREATE COLLECTION x IF N"), vec!["NOT "]);
@@ -235,6 +248,20 @@ mod tests {
         assert_eq!(complete("HELP RI"), vec!["RING "]);
         assert_eq!(complete("TRAC"), vec!["TRACING "]);
         assert_eq!(complete("tracing o"), vec!["on ", "off "]);
+    }
+
+    #[test]
+    fn index_statements() {
+        assert_eq!(complete("create i"), vec!["index "]);
+        assert_eq!(complete("CREATE INDEX "), vec!["ON "]);
+        assert_eq!(complete("CREATE INDEX ON u"), vec!["users "]);
+        assert!(complete("CREATE INDEX ON users ").is_empty());
+        assert_eq!(complete("DROP "), vec!["INDEX "]);
+        assert_eq!(complete("drop index o"), vec!["on "]);
+        assert_eq!(complete("DROP INDEX ON d"), vec!["docs "]);
+        assert_eq!(complete("DESCRIBE I"), vec!["INDEXES "]);
+        assert_eq!(complete("DESC INDEXES u"), vec!["users "]);
+        assert_eq!(complete("DR"), vec!["DROP "]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use ringdb_client::{Client, Consistency, Context, ReadOptions, WriteOptions};
 use serde_json::json;
 
 use crate::error::{one_line, ShellError};
+use crate::indexes;
 use crate::parse::{self, Statement};
 use crate::render::{self, Color, Style};
 use crate::trace;
@@ -347,6 +348,33 @@ impl Session {
                     Format::Table => {
                         println!("{}", render::collections_table(&cs, default_n, self.style))
                     }
+                }
+            }
+            Statement::CreateIndex { collection, path } => {
+                let i = self.client.create_index(&collection, &path, false).await?;
+                self.remember([collection]);
+                self.note(
+                    &format!(
+                        "created index on {} ({}): {}; DESCRIBE INDEXES shows when it is ready",
+                        i.collection,
+                        i.path,
+                        indexes::state_name(&i)
+                    ),
+                    json!({"ok": true, "index": indexes::index_value(&i)}),
+                );
+            }
+            Statement::DropIndex { collection, path } => {
+                self.client.drop_index(&collection, &path, false).await?;
+                self.note(
+                    &format!("dropped index on {collection} ({path}); every node deletes its entries in the background"),
+                    json!({"ok": true}),
+                );
+            }
+            Statement::DescribeIndexes(collection) => {
+                let list = self.client.indexes(collection.as_deref()).await?;
+                match self.format {
+                    Format::Json => println!("{}", indexes::list_json(&list)),
+                    Format::Table => println!("{}", indexes::list_table(&list, self.style)),
                 }
             }
             Statement::Consistency(None) => self.note(

@@ -8,6 +8,7 @@ pub mod complete;
 pub mod error;
 pub mod exec;
 pub mod help;
+pub mod indexes;
 pub mod lex;
 pub mod parse;
 pub mod render;

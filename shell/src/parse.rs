@@ -16,6 +16,7 @@ pub use crate::lex::{is_incomplete, split};
 use crate::error::ShellError;
 use crate::help::{self, STATEMENT_KEYWORDS};
 use crate::lex::{tokenize, Token};
+use ringdb_query::statement as query;
 
 /// One thing the user asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +82,22 @@ pub enum Statement {
     },
     /// `DESCRIBE COLLECTIONS`
     DescribeCollections,
+    /// `CREATE INDEX ON c (path)`
+    CreateIndex {
+        /// The collection (created with the defaults if it does not exist).
+        collection: String,
+        /// The path to index, canonical.
+        path: String,
+    },
+    /// `DROP INDEX ON c (path)`
+    DropIndex {
+        /// The collection.
+        collection: String,
+        /// The indexed path, canonical.
+        path: String,
+    },
+    /// `DESCRIBE INDEXES [c]`
+    DescribeIndexes(Option<String>),
     /// `CONSISTENCY [l]`
     Consistency(Option<Consistency>),
     /// `TRACING [ON|OFF]`: `None` shows whether tracing is on.
@@ -230,8 +247,44 @@ struct Opts {
     local: bool,
 }
 
+/// The index statements, parsed with the query grammar (`ringdb_query::statement`), or
+/// `None` for any other text. `DESC` stands for `DESCRIBE` as everywhere.
+fn index_statement(text: &str) -> Option<Result<Statement, ShellError>> {
+    let trimmed = text.trim_start();
+    let head_len = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+    let text = if trimmed[..head_len].eq_ignore_ascii_case("DESC") {
+        format!("DESCRIBE{}", &trimmed[head_len..])
+    } else {
+        text.to_string()
+    };
+    if !query::is_query_statement(&text) {
+        return None;
+    }
+    let head = text.split_whitespace().next().unwrap_or_default();
+    let usage = help::usage(head);
+    Some(match query::parse(&text) {
+        Ok(query::Statement::CreateIndex { collection, path }) => Ok(Statement::CreateIndex {
+            collection,
+            path: path.to_string(),
+        }),
+        Ok(query::Statement::DropIndex { collection, path }) => Ok(Statement::DropIndex {
+            collection,
+            path: path.to_string(),
+        }),
+        Ok(query::Statement::DescribeIndexes { collection }) => {
+            Ok(Statement::DescribeIndexes(collection))
+        }
+        // FIND, COUNT and AGGREGATE are not statements of this shell yet.
+        Ok(_) => return None,
+        Err(e) => Err(parse_err(format!("{e}; usage: {usage}"))),
+    })
+}
+
 /// Parse one statement's text. `using` is the collection chosen with USE, if any.
 pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
+    if let Some(st) = index_statement(text) {
+        return st;
+    }
     let tokens = tokenize(text).map_err(parse_err)?;
     let (head, rest) = match tokens.split_first() {
         Some((t, rest)) => match t.keyword() {
@@ -271,7 +324,7 @@ pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
                     let mut m = format!("cannot describe {}", t.describe());
                     if let Some(s) = t
                         .keyword()
-                        .and_then(|w| help::suggest(&w, &["COLLECTIONS"]))
+                        .and_then(|w| help::suggest(&w, &["COLLECTIONS", "INDEXES"]))
                     {
                         m.push_str(&format!(" (did you mean {s}?)"));
                     }
@@ -317,6 +370,13 @@ pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
             },
         },
         "SOURCE" => Statement::Source(p.name("a file name")?),
+        // `DROP INDEX ...` was parsed above; anything else after DROP is not a statement.
+        "DROP" => {
+            return Err(match p.next() {
+                Some(t) => p.fail(format!("expected INDEX, found {}", t.describe())),
+                None => p.fail("missing INDEX".into()),
+            })
+        }
         "HELP" => {
             let topic = p
                 .next()
@@ -451,7 +511,16 @@ fn in_collection(
 
 /// `CREATE COLLECTION [IF NOT EXISTS] name [WITH replication = N] [IF NOT EXISTS]`
 fn create_collection(p: &mut Parts<'_>) -> Result<Statement, ShellError> {
-    p.expect("COLLECTION")?;
+    match p.next() {
+        Some(t) if t.keyword().as_deref() == Some("COLLECTION") => {}
+        Some(t) => {
+            return Err(p.fail(format!(
+                "expected COLLECTION or INDEX, found {}",
+                t.describe()
+            )))
+        }
+        None => return Err(p.fail("missing COLLECTION or INDEX".into())),
+    }
     let mut if_not_exists = if_not_exists(p)?;
     let name = p.name("a collection name")?;
     let mut replication = 0;

@@ -210,3 +210,57 @@ fn tracing_on_off_and_show() {
     assert!(err("TRACING ON now", None).contains("unexpected"));
     assert!(err("TRACING \"on\"", None).contains("expected ON or OFF"));
 }
+
+#[test]
+fn index_statements_use_the_query_grammar() {
+    let create = |c: &str, p: &str| Statement::CreateIndex {
+        collection: c.into(),
+        path: p.into(),
+    };
+    assert_eq!(ok("CREATE INDEX ON users (age)"), create("users", "age"));
+    assert_eq!(
+        ok("create index on users (address.city);"),
+        create("users", "address.city")
+    );
+    assert_eq!(
+        ok("CREATE INDEX ON users (\"a\".b)"),
+        create("users", "a.b"),
+        "canonical"
+    );
+    assert_eq!(
+        ok("CREATE INDEX ON users (\"first name\")"),
+        create("users", "\"first name\"")
+    );
+    assert_eq!(
+        ok("DROP INDEX ON users (tags[])"),
+        Statement::DropIndex {
+            collection: "users".into(),
+            path: "tags[]".into()
+        }
+    );
+    assert_eq!(ok("DESCRIBE INDEXES"), Statement::DescribeIndexes(None));
+    assert_eq!(
+        ok("desc indexes users"),
+        Statement::DescribeIndexes(Some("users".into()))
+    );
+    // The query parser's message (with its column) and the usage line.
+    let m = err("CREATE INDEX ON users (a..b)", None);
+    assert!(m.contains("column") && m.contains("usage: CREATE"), "{m}");
+    assert!(err("CREATE INDEX ON users age", None).contains("column"));
+    assert!(err("DROP TABLE t", None).contains("expected INDEX"));
+    assert!(err("DROP", None).contains("missing INDEX"));
+    assert!(err("CREATE TABLE t", None).contains("expected COLLECTION or INDEX"));
+    assert!(err("DESCRIBE INDEX", None).contains("did you mean INDEXES?"));
+    // Queries are not statements of this shell (yet): unchanged.
+    assert!(err("FIND users", None).contains("unknown statement FIND"));
+    for text in [
+        "CREATE INDEX",
+        "CREATE INDEX ON",
+        "DROP INDEX ON c (",
+        "DESCRIBE INDEXES a b",
+        "DESC",
+    ] {
+        let _ = parse(text, None);
+        let _ = parse(text, Some("docs"));
+    }
+}

@@ -1,4 +1,5 @@
-//! The admin service: cluster status as this node sees it, the ring, local replicas.
+//! The admin service: cluster status as this node sees it, the ring, local replicas,
+//! collections, topology changes, repair, and indexes (`indexes.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,13 +7,16 @@ use std::time::Duration;
 use ringdb_proto::v1::admin_server::Admin;
 use ringdb_proto::v1::{
     CollectionDef, CollectionInfo, CreateCollectionRequest, CreateCollectionResponse,
-    DecommissionRequest, ListCollectionsRequest, ListCollectionsResponse, LocalGetRequest,
-    LocalGetResponse, LocalVersion, NodeStatus, RangeVerified, RemoveNodeRequest, RepairRequest,
-    RepairResponse, RepairStatusRequest, RepairStatusResponse, RingRequest, RingResponse,
-    RingToken, StatusRequest, StatusResponse, TopologyChangeResponse, TreeRoot,
+    CreateIndexRequest, CreateIndexResponse, DecommissionRequest, DropIndexRequest,
+    DropIndexResponse, ListCollectionsRequest, ListCollectionsResponse, ListIndexesRequest,
+    ListIndexesResponse, LocalGetRequest, LocalGetResponse, LocalIndexScanRequest,
+    LocalIndexScanResponse, LocalVersion, NodeStatus, RangeVerified, RemoveNodeRequest,
+    RepairRequest, RepairResponse, RepairStatusRequest, RepairStatusResponse, RingRequest,
+    RingResponse, RingToken, StatusRequest, StatusResponse, TopologyChangeResponse, TreeRoot,
 };
 use tonic::{Request, Response, Status};
 
+use super::indexes;
 use crate::cluster::gossip;
 use crate::cluster::leave::{self, Refusal};
 use crate::cluster::schema::SchemaError;
@@ -283,5 +287,39 @@ impl Admin for AdminService {
                 .map(|(collection, root)| TreeRoot { collection, root })
                 .collect(),
         }))
+    }
+
+    async fn create_index(
+        &self,
+        req: Request<CreateIndexRequest>,
+    ) -> Result<Response<CreateIndexResponse>, Status> {
+        indexes::create(&self.coordinator, &self.membership, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn drop_index(
+        &self,
+        req: Request<DropIndexRequest>,
+    ) -> Result<Response<DropIndexResponse>, Status> {
+        indexes::drop_index(&self.coordinator, &self.membership, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_indexes(
+        &self,
+        req: Request<ListIndexesRequest>,
+    ) -> Result<Response<ListIndexesResponse>, Status> {
+        indexes::list(&self.coordinator, &self.membership, req.into_inner()).map(Response::new)
+    }
+
+    async fn local_index_scan(
+        &self,
+        req: Request<LocalIndexScanRequest>,
+    ) -> Result<Response<LocalIndexScanResponse>, Status> {
+        indexes::local_scan(&self.coordinator, req.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod client;
+mod indexes;
 pub mod internode;
 pub mod pipeline;
 

@@ -1,6 +1,7 @@
 //! Gossip: every round this node bumps its heartbeat and swaps views with one random live
 //! peer (now and then also an unreachable one, and a seed), Cassandra-style:
 //! SYN (digests) → ACK (states the sender lacks, ids it has newer) → ACK2 (those states).
+//! Collection and index definitions ride along when the two nodes' schema digests differ.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,25 +10,25 @@ use prost::Message;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use ringdb_proto::v1::{
-    CollectionDef, CollectionList, GossipAck, GossipAck2, GossipSyn, MemberList, MemberState,
+    CollectionDef, CollectionList, GossipAck, GossipAck2, GossipSyn, IndexDef, MemberList,
+    MemberState,
 };
 
-use super::{Membership, STATUS_LEFT};
+use super::{indexes, Membership, STATUS_LEFT};
 use crate::storage::Storage;
 use crate::transport::Transport;
 
 /// Metadata key under which the last known members are kept across restarts.
 pub const MEMBERS_META_KEY: &str = "members";
-/// Metadata key under which the known collections are kept across restarts.
+/// Metadata key under which the known collections (and index definitions) are kept
+/// across restarts.
 pub const COLLECTIONS_META_KEY: &str = "collections";
 
-/// Collections remembered from the last run.
-pub async fn load_collections(storage: &Storage) -> Vec<CollectionDef> {
+/// Collections and index definitions remembered from the last run.
+pub async fn load_schema(storage: &Storage) -> CollectionList {
     match storage.get_meta(COLLECTIONS_META_KEY).await {
-        Ok(Some(bytes)) => CollectionList::decode(bytes.as_slice())
-            .map(|l| l.collections)
-            .unwrap_or_default(),
-        _ => Vec::new(),
+        Ok(Some(bytes)) => CollectionList::decode(bytes.as_slice()).unwrap_or_default(),
+        _ => CollectionList::default(),
     }
 }
 
@@ -50,12 +51,12 @@ pub async fn persist(membership: &Membership, storage: &Storage) {
     {
         tracing::warn!(error = %e, "could not persist membership");
     }
-    let collections = membership.schema().all();
+    let schema = CollectionList {
+        collections: membership.schema().all(),
+        indexes: membership.schema().indexes().all(),
+    };
     if let Err(e) = storage
-        .put_meta(
-            COLLECTIONS_META_KEY,
-            CollectionList { collections }.encode_to_vec(),
-        )
+        .put_meta(COLLECTIONS_META_KEY, schema.encode_to_vec())
         .await
     {
         tracing::warn!(error = %e, "could not persist collections");
@@ -72,21 +73,41 @@ pub fn answer_syn(membership: &Membership, syn: &GossipSyn) -> GossipAck {
         states.extend(membership.states_of(std::slice::from_ref(&syn.from)));
     }
     let schema_differs = syn.schema_digest != membership.schema().digest();
+    let (collections, indexes) = schema_if(membership, schema_differs);
     GossipAck {
         states,
         wanted,
-        collections: if schema_differs {
-            membership.schema().all()
-        } else {
-            Vec::new()
-        },
+        collections,
         schema_differs,
+        indexes,
     }
+}
+
+/// This node's collection and index definitions when the peer's schema differs.
+fn schema_if(membership: &Membership, differs: bool) -> (Vec<CollectionDef>, Vec<IndexDef>) {
+    if differs {
+        (
+            membership.schema().all(),
+            membership.schema().indexes().all(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    }
+}
+
+/// Fold in a peer's collection and index definitions; returns whether anything changed.
+fn merge_schema(
+    membership: &Membership,
+    collections: &[CollectionDef],
+    indexes: &[IndexDef],
+) -> bool {
+    let collections = membership.schema().merge(collections);
+    membership.schema().indexes().merge(indexes) | collections
 }
 
 /// Last leg, at the receiver: take the states we asked for. Returns whether to persist.
 pub fn take_ack2(membership: &Membership, ack2: &GossipAck2) -> bool {
-    let schema = membership.schema().merge(&ack2.collections);
+    let schema = merge_schema(membership, &ack2.collections, &ack2.indexes);
     membership.merge(&ack2.states) | schema
 }
 
@@ -110,15 +131,14 @@ pub async fn round(
         }
         Err(_) => return None,
     };
-    let changed = membership.merge(&ack.states) | membership.schema().merge(&ack.collections);
+    let changed =
+        membership.merge(&ack.states) | merge_schema(membership, &ack.collections, &ack.indexes);
     if !ack.wanted.is_empty() || ack.schema_differs {
+        let (collections, indexes) = schema_if(membership, ack.schema_differs);
         let ack2 = GossipAck2 {
             states: membership.states_of(&ack.wanted),
-            collections: if ack.schema_differs {
-                membership.schema().all()
-            } else {
-                Vec::new()
-            },
+            collections,
+            indexes,
         };
         let _ = tokio::time::timeout(timeout, transport.gossip_finish(address, ack2)).await;
     }
@@ -239,6 +259,7 @@ pub async fn run(
             stats.keys.load(std::sync::atomic::Ordering::Relaxed),
             stats.bytes.load(std::sync::atomic::Ordering::Relaxed),
         );
+        membership.set_own_indexes(indexes::report(&storage.indexes().states()));
         membership.beat();
         let timeout = interval.max(Duration::from_millis(300));
         let targets = choose_targets(&membership, &seeds, &mut rng);

@@ -40,6 +40,7 @@ impl Membership {
             keys,
             bytes,
             hints: inner.own_hints,
+            indexes: inner.own_indexes.clone(),
             heartbeat: inner.heartbeat,
             status: inner.own_status.clone(),
             ..self.me.clone()

@@ -7,8 +7,9 @@
 //!
 //! `Membership` is defined here with its identity and settings; its other jobs each have a
 //! file: this node's own advertised state (`local`), member states and the gossip merge
-//! (`states`), liveness and the member report (`liveness`), and the rings with the status
-//! changes that move them (`topology`).
+//! (`states`), liveness and the member report (`liveness`), the rings with the status
+//! changes that move them (`topology`), and index definitions with their state across the
+//! cluster (`indexes`).
 //!
 //! Invariants kept here:
 //! - a member's state is replaced only by a newer one: higher (incarnation, heartbeat), or
@@ -19,6 +20,7 @@
 //! - this node is always up in its own view.
 
 pub mod gossip;
+pub mod indexes;
 pub mod join;
 pub mod leave;
 mod liveness;
@@ -94,6 +96,7 @@ struct Inner {
     heartbeat: u64,
     own_load: (u64, u64),
     own_hints: u64,
+    own_indexes: Vec<ringdb_proto::v1::NodeIndexState>,
 }
 
 /// This node's view of the cluster.
@@ -125,6 +128,7 @@ impl Membership {
                 heartbeat: 1,
                 own_load: (0, 0),
                 own_hints: 0,
+                own_indexes: Vec::new(),
             }),
         };
         m.write().own_status = m.me.status.clone();

@@ -1,5 +1,5 @@
-//! Collection metadata: which collections exist and their replication factor N, spread by
-//! gossip like member states.
+//! Collection metadata: which collections exist and their replication factor N, and the
+//! index definitions (`indexes.rs`), spread by gossip like member states.
 //!
 //! Invariants kept here:
 //! - definitions only ever get added; of two definitions of one name the one created first
@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use ringdb_proto::v1::CollectionDef;
+
+use super::indexes::IndexDefs;
 
 /// Why a collection cannot be created.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -34,6 +36,7 @@ pub enum SchemaError {
 pub struct Schema {
     default_replication: u32,
     defs: RwLock<BTreeMap<String, CollectionDef>>,
+    indexes: IndexDefs,
 }
 
 /// Which collections one streaming pass covers: those with one replication factor.
@@ -67,9 +70,15 @@ impl Schema {
         let s = Schema {
             default_replication,
             defs: RwLock::new(BTreeMap::new()),
+            indexes: IndexDefs::default(),
         };
         s.merge(&known);
         s
+    }
+
+    /// The index definitions.
+    pub fn indexes(&self) -> &IndexDefs {
+        &self.indexes
     }
 
     /// N of collections created by a first write.
@@ -197,7 +206,8 @@ impl Schema {
         changed
     }
 
-    /// Hash of the definitions: equal digests mean equal schemas (gossip skips sending them).
+    /// Hash of the collection and index definitions: equal digests mean equal schemas
+    /// (gossip skips sending them).
     pub fn digest(&self) -> u64 {
         // FNV-1a: stable across builds, so nodes of different versions still agree.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -214,6 +224,7 @@ impl Schema {
             eat(d.created_by.as_bytes());
             eat(&[0]);
         }
+        self.indexes.digest_into(&mut eat);
         h
     }
 

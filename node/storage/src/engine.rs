@@ -19,6 +19,9 @@ pub enum Space {
     Expiry,
     /// Keys holding only tombstones, candidates for purging: `engine key` → when noted.
     Dead,
+    /// Secondary index entries: `index id (8 bytes BE) ‖ entry key` → nothing (see
+    /// `indexes`).
+    Index,
 }
 
 /// A list of `(key, value)` pairs read from an auxiliary keyspace.
@@ -46,6 +49,29 @@ pub trait Engine: Send + Sync + 'static {
     fn aux_delete(&self, space: Space, key: &[u8]) -> Result<(), StorageError>;
     /// Up to `limit` entries whose keys start with `prefix`, in key order.
     fn aux_scan(&self, space: Space, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError>;
+    /// Up to `limit` entries with keys in `[from, to)` (`to: None`: to the end), in key
+    /// order: index scans. The default reads the common prefix of both bounds with
+    /// `aux_scan` and filters, which is correct for any engine but reads more than it
+    /// returns; real engines seek instead.
+    fn aux_range(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError> {
+        let common = match to {
+            Some(to) => from.iter().zip(to).take_while(|(a, b)| a == b).count(),
+            None => 0,
+        };
+        let rows = self.aux_scan(space, &from[..common], usize::MAX)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(k, _)| k.as_slice() >= from)
+            .take_while(|(k, _)| to.is_none_or(|t| k.as_slice() < t))
+            .take(limit)
+            .collect())
+    }
     /// A number larger than every one returned before, also across restarts.
     fn next_id(&self) -> Result<u64, StorageError>;
     /// Up to `limit` data entries with keys in `[from, to]`, in key order.
@@ -61,6 +87,7 @@ pub struct SledEngine {
     repairs: sled::Tree,
     expiry: sled::Tree,
     dead: sled::Tree,
+    index: sled::Tree,
 }
 
 impl SledEngine {
@@ -84,6 +111,7 @@ impl SledEngine {
         let repairs = db.open_tree("repairs").map_err(sled_err)?;
         let expiry = db.open_tree("expiry").map_err(sled_err)?;
         let dead = db.open_tree("dead").map_err(sled_err)?;
+        let index = db.open_tree("index").map_err(sled_err)?;
         Ok(SledEngine {
             db,
             data,
@@ -92,6 +120,7 @@ impl SledEngine {
             repairs,
             expiry,
             dead,
+            index,
         })
     }
 }
@@ -110,6 +139,7 @@ impl SledEngine {
             Space::Repairs => &self.repairs,
             Space::Expiry => &self.expiry,
             Space::Dead => &self.dead,
+            Space::Index => &self.index,
         }
     }
 }
@@ -166,6 +196,27 @@ impl Engine for SledEngine {
     fn aux_scan(&self, space: Space, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError> {
         let mut out = Vec::new();
         for kv in self.space(space).scan_prefix(prefix).take(limit) {
+            let (k, v) = kv.map_err(sled_err)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn aux_range(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError> {
+        let tree = self.space(space);
+        let iter = match to {
+            Some(to) if to <= from => return Ok(Vec::new()),
+            Some(to) => tree.range(from..to),
+            None => tree.range(from..),
+        };
+        let mut out = Vec::new();
+        for kv in iter.take(limit) {
             let (k, v) = kv.map_err(sled_err)?;
             out.push((k.to_vec(), v.to_vec()));
         }
@@ -268,6 +319,30 @@ impl Engine for MemEngine {
         Ok(aux
             .range((space, prefix.to_vec())..)
             .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn aux_range(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError> {
+        use std::ops::Bound;
+        if to.is_some_and(|t| t <= from) {
+            return Ok(Vec::new());
+        }
+        let aux = self.aux.lock().map_err(poisoned)?;
+        let end = match to {
+            Some(t) => Bound::Excluded((space, t.to_vec())),
+            None => Bound::Unbounded,
+        };
+        Ok(aux
+            .range((Bound::Included((space, from.to_vec())), end))
+            .take_while(|((s, _), _)| *s == space)
             .take(limit)
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())

@@ -47,6 +47,15 @@ pub fn storage_key(token: Token, collection: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// The collection and document key of an engine key (`token ‖ collection ‖ 0 ‖ key`).
+pub(crate) fn address_of(storage_key: &[u8]) -> Option<(&str, &str)> {
+    let rest = storage_key.get(8..)?;
+    let cut = rest.iter().position(|b| *b == 0)?;
+    let collection = std::str::from_utf8(&rest[..cut]).ok()?;
+    let key = std::str::from_utf8(&rest[cut + 1..]).ok()?;
+    Some((collection, key))
+}
+
 /// The collection part of an engine key (`token ‖ collection ‖ 0 ‖ key`).
 pub(crate) fn collection_of(storage_key: &[u8]) -> Option<&str> {
     let rest = storage_key.get(8..)?;

@@ -11,14 +11,18 @@
 //! Keys are laid out as `token (8 bytes, order-preserving) ‖ collection ‖ 0 ‖ key`, so a
 //! token range is one contiguous scan (for streaming and anti-entropy); see `keys`.
 //!
-//! This crate sits on `ringdb-core` only: it cannot reach the cluster, coordinator, repair
-//! or API layers of the node above it, and reads time from the clock it is started with.
-//! Besides the shared types and the handle in this file, its files depend one way: `keys`
-//! and `engine` at the bottom, then `trees`, then `worker` (the storage threads), then the
-//! handle's other operations (`expiry`, `tombstones`); no two of them import each other.
+//! This crate sits on `ringdb-core` and the pure query core `ringdb-query` only: it cannot
+//! reach the cluster, coordinator, repair or API layers of the node above it, and reads
+//! time from the clock it is started with. The indexes it keeps are defined by the layer
+//! above through the [`IndexCatalog`] handle. Besides the shared types and the handle in
+//! this file, its files depend one way: `keys` and `engine` at the bottom, then the index
+//! catalog and upkeep and `trees`, then `worker` (the storage threads), then the handle's
+//! other operations (`expiry`, `tombstones`, the index build, check and scans); no two of
+//! them import each other.
 
 pub mod engine;
 mod expiry;
+pub mod indexes;
 mod keys;
 mod tombstones;
 mod trees;
@@ -33,6 +37,9 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 use tokio::sync::oneshot;
 
 pub use engine::{Engine, MemEngine, Pairs, SledEngine, Space};
+pub use indexes::{
+    BuildPace, IndexCatalog, IndexError, IndexHit, IndexState, IndexStatus, Progress,
+};
 use keys::{parse_entry, token_prefix};
 pub use keys::{storage_key, Entry};
 use ringdb_core::clock::{self, Clock};
@@ -140,6 +147,7 @@ pub struct Storage {
     trees: Arc<Trees>,
     closed: Arc<std::sync::atomic::AtomicBool>,
     clock: Arc<dyn Clock>,
+    catalog: IndexCatalog,
 }
 
 impl Storage {
@@ -156,8 +164,15 @@ impl Storage {
         clock: Arc<dyn Clock>,
     ) -> Result<Storage, StorageError> {
         let stats = Arc::new(Stats::default());
-        let (trees, keys, bytes) = trees::open(engine.as_ref())?;
-        let trees = Arc::new(trees);
+        let catalog = IndexCatalog::load(engine.as_ref())?;
+        let mut check = indexes::verify::Check::new(&catalog);
+        let opened = trees::open(engine.as_ref(), &mut |k, v| check.observe(k, v))?;
+        if opened.scanned {
+            check.finish(engine.as_ref(), &catalog)?;
+        }
+        indexes::verify::adopt_ids_on_disk(engine.as_ref(), &catalog)?;
+        let (keys, bytes) = (opened.keys, opened.bytes);
+        let trees = Arc::new(opened.trees);
         let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         stats.keys.store(keys, Ordering::Relaxed);
         stats.bytes.store(bytes, Ordering::Relaxed);
@@ -181,6 +196,7 @@ impl Storage {
                 trees: trees.clone(),
                 clock: clock.clone(),
                 closed: closed.clone(),
+                catalog: catalog.clone(),
             };
             thread::Builder::new()
                 .name(format!("ringdb-storage-{i}"))
@@ -198,6 +214,7 @@ impl Storage {
             trees,
             closed,
             clock,
+            catalog,
         })
     }
 
@@ -219,14 +236,29 @@ impl Storage {
         &self.clock
     }
 
+    /// The indexes this replica maintains: the layer above defines them through this
+    /// handle ([`IndexCatalog::define`]) and reads their states from it.
+    pub fn indexes(&self) -> &IndexCatalog {
+        &self.catalog
+    }
+
+    /// The storage thread that owns an engine key: everything touching one key runs there.
+    fn shard_of(&self, key: &[u8]) -> usize {
+        // The key starts with the token, already a uniform hash: use it to pick the shard.
+        let h = u64::from_be_bytes(
+            key.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        );
+        (h % self.shards.len() as u64) as usize
+    }
+
     async fn call<T>(
         &self,
         key: Vec<u8>,
         make: impl FnOnce(Vec<u8>, Reply<T>) -> Job,
     ) -> Result<T, StorageError> {
-        // The key starts with the token, already a uniform hash: use it to pick the shard.
-        let h = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
-        let shard = &self.shards[(h % self.shards.len() as u64) as usize];
+        let shard = &self.shards[self.shard_of(&key)];
         let (tx, rx) = oneshot::channel();
         shard
             .try_send(make(key, tx))
@@ -294,14 +326,35 @@ impl Storage {
         T: Send + 'static,
         F: FnOnce(&dyn Engine) -> Result<T, StorageError> + Send + 'static,
     {
+        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        self.run_at(shard, f).await
+    }
+
+    /// Run `f` on storage thread `shard`, in order with that thread's other jobs (work on
+    /// the keys it owns, or a fence).
+    async fn run_at<T, F>(&self, shard: usize, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Engine) -> Result<T, StorageError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job = Job::Run(Box::new(move |e: &dyn Engine| {
             let _ = tx.send(f(e));
         }));
-        let shard =
-            &self.shards[self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len()];
-        shard.try_send(job).map_err(|e| self.queue_error(e))?;
+        self.shards[shard % self.shards.len()]
+            .try_send(job)
+            .map_err(|e| self.queue_error(e))?;
         rx.await.map_err(|_| StorageError::Stopped)?
+    }
+
+    /// Wait until every job queued on any storage thread before this call has finished:
+    /// one no-op job through each thread (writes that ran under an older index catalog are
+    /// then over).
+    async fn fence(&self) -> Result<(), StorageError> {
+        for shard in 0..self.shards.len() {
+            self.run_at(shard, |_| Ok(())).await?;
+        }
+        Ok(())
     }
 
     /// Run `f` on a blocking thread while every storage thread waits between two jobs, so no
@@ -399,190 +452,4 @@ impl Storage {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mint(v: &'static str) -> Mint {
-        Mint {
-            actor: "n1.1".into(),
-            context: CausalContext::new(),
-            value: Some(Bytes::from_static(v.as_bytes())),
-            timestamp_ms: 1,
-            expires_ms: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn minted_writes_survive_reopen_of_sled() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let engine = Arc::new(SledEngine::open(dir.path(), 1 << 20, 1000).unwrap());
-            let s = Storage::start(engine, PoolConfig::default()).unwrap();
-            s.mint("c", "k", mint("{\"a\":1}"), Durability::Durable)
-                .await
-                .unwrap();
-            s.mint("c", "k", mint("{\"a\":2}"), Durability::Durable)
-                .await
-                .unwrap();
-            assert_eq!(s.stats().keys.load(Ordering::Relaxed), 1);
-        }
-        // The old storage threads release sled's lock as they wind down after the drop.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let engine = loop {
-            match SledEngine::open(dir.path(), 1 << 20, 1000) {
-                Ok(e) => break Arc::new(e),
-                Err(e) if std::time::Instant::now() > deadline => panic!("reopen: {e}"),
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        };
-        let s = Storage::start(engine, PoolConfig::default()).unwrap();
-        let set = s.read("c", "k").await.unwrap();
-        assert_eq!(
-            set.live_values().count(),
-            2,
-            "two blind writes are siblings"
-        );
-        assert_eq!(s.stats().keys.load(Ordering::Relaxed), 1);
-    }
-
-    #[tokio::test]
-    async fn hash_trees_survive_a_clean_stop_and_are_rebuilt_after_a_crash() {
-        let engine = Arc::new(MemEngine::default());
-        let s = Storage::start(engine.clone(), PoolConfig::default()).unwrap();
-        for i in 0..300 {
-            s.mint("c", &i.to_string(), mint("{}"), Durability::Memory)
-                .await
-                .unwrap();
-        }
-        s.mint("d", "x", mint("{}"), Durability::Memory)
-            .await
-            .unwrap();
-        let roots = s.trees().roots();
-        assert_eq!(roots.len(), 2);
-        assert!(roots.iter().all(|(_, r)| *r != 0));
-        // Crash: no checkpoint; the restart rebuilds the same trees from the data.
-        let crashed = Storage::start(engine.clone(), PoolConfig::default()).unwrap();
-        assert_eq!(crashed.trees().roots(), roots);
-        assert_eq!(crashed.stats().keys.load(Ordering::Relaxed), 301);
-        // Clean stop: the checkpoint is loaded, and writes after it are refused.
-        crashed.checkpoint().await.unwrap();
-        let refused = crashed
-            .mint("c", "late", mint("{}"), Durability::Memory)
-            .await;
-        assert!(matches!(refused, Err(StorageError::Stopped)), "{refused:?}");
-        engine
-            .put(
-                &storage_key(token_for("c", "0"), "c", "0"),
-                b"not a sibling set",
-            )
-            .unwrap();
-        let restored = Storage::start(engine.clone(), PoolConfig::default()).unwrap();
-        assert_eq!(
-            restored.trees().roots(),
-            roots,
-            "the checkpoint, not a rescan (which would see the overwritten key), was used"
-        );
-        assert_eq!(restored.stats().keys.load(Ordering::Relaxed), 301);
-        // The range hash over everything equals the root; a sub-range matches its keys.
-        let all = restored.range_hash("c", i64::MIN, i64::MAX).await.unwrap();
-        assert_eq!(all, roots[0].1);
-        let t = token_for("c", "7");
-        let keys = restored.key_hashes("c", t, t).await.unwrap();
-        assert_eq!(keys.len(), 1);
-        assert_eq!(restored.range_hash("c", t, t).await.unwrap(), keys[0].1);
-    }
-
-    /// An engine whose fsync takes 5 ms, like a real disk.
-    #[derive(Default)]
-    struct SlowFlush(MemEngine);
-
-    impl Engine for SlowFlush {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-            self.0.get(key)
-        }
-        fn put(&self, key: &[u8], value: &[u8]) -> Result<Option<usize>, StorageError> {
-            self.0.put(key, value)
-        }
-        fn delete(&self, key: &[u8]) -> Result<Option<usize>, StorageError> {
-            self.0.delete(key)
-        }
-        fn flush(&self) -> Result<(), StorageError> {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            Ok(())
-        }
-        fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-            self.0.get_meta(key)
-        }
-        fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-            self.0.put_meta(key, value)
-        }
-        fn for_each_data(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
-            self.0.for_each_data(visit)
-        }
-        fn aux_put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-            self.0.aux_put(space, key, value)
-        }
-        fn aux_delete(&self, space: Space, key: &[u8]) -> Result<(), StorageError> {
-            self.0.aux_delete(space, key)
-        }
-        fn aux_scan(
-            &self,
-            space: Space,
-            prefix: &[u8],
-            limit: usize,
-        ) -> Result<Pairs, StorageError> {
-            self.0.aux_scan(space, prefix, limit)
-        }
-        fn next_id(&self) -> Result<u64, StorageError> {
-            self.0.next_id()
-        }
-        fn scan_data(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Pairs, StorageError> {
-            self.0.scan_data(from, to, limit)
-        }
-    }
-
-    #[tokio::test]
-    async fn concurrent_durable_writes_share_flushes() {
-        let s = Storage::start(Arc::new(SlowFlush::default()), PoolConfig::default()).unwrap();
-        let futs = (0..200).map(|i| {
-            let s = s.clone();
-            async move {
-                s.mint("c", &i.to_string(), mint("{}"), Durability::Durable)
-                    .await
-            }
-        });
-        for r in futures::future::join_all(futs).await {
-            r.unwrap();
-        }
-        assert_eq!(s.stats().flushed_writes.load(Ordering::Relaxed), 200);
-        let flushes = s.stats().flushes.load(Ordering::Relaxed);
-        assert!(
-            flushes <= 20,
-            "200 concurrent writes took {flushes} flushes: group commit is not grouping"
-        );
-    }
-
-    #[tokio::test]
-    async fn full_queue_is_overload_not_growth() {
-        let s = Storage::start(
-            Arc::new(MemEngine::default()),
-            PoolConfig {
-                threads: 1,
-                queue_depth: 1,
-            },
-        )
-        .unwrap();
-        let futs = (0..500).map(|i| {
-            let s = s.clone();
-            async move {
-                s.mint("c", &i.to_string(), mint("{}"), Durability::Memory)
-                    .await
-            }
-        });
-        let results = futures::future::join_all(futs).await;
-        assert!(results
-            .iter()
-            .any(|r| matches!(r, Err(StorageError::Overloaded(1)))));
-        assert!(results.iter().any(|r| r.is_ok()));
-    }
-}
+mod tests;

@@ -100,9 +100,22 @@ impl Trees {
     }
 }
 
+/// What [`open`] found.
+pub(super) struct Opened {
+    pub trees: Trees,
+    pub keys: u64,
+    pub bytes: u64,
+    /// The last stop was not clean: the data was scanned (and shown to the visitor).
+    pub scanned: bool,
+}
+
 /// Load the checkpoint if the last shutdown was clean, else rebuild trees and counts with
-/// one scan; then mark the checkpoint stale. Returns `(trees, keys, bytes)`.
-pub(super) fn open(engine: &dyn Engine) -> Result<(Trees, u64, u64), StorageError> {
+/// one scan, showing every data entry to `also` too (the index check); then mark the
+/// checkpoint stale.
+pub(super) fn open(
+    engine: &dyn Engine,
+    also: &mut dyn FnMut(&[u8], &[u8]),
+) -> Result<Opened, StorageError> {
     let trees = Trees::default();
     let restored = match engine.get_meta(META_CLEAN)? {
         Some(stats) if stats.len() == 16 => restore(engine, &trees)?.then(|| {
@@ -112,6 +125,7 @@ pub(super) fn open(engine: &dyn Engine) -> Result<(Trees, u64, u64), StorageErro
         }),
         _ => None,
     };
+    let scanned = restored.is_none();
     let (keys, bytes) = match restored {
         Some(counts) => counts,
         None => {
@@ -122,6 +136,7 @@ pub(super) fn open(engine: &dyn Engine) -> Result<(Trees, u64, u64), StorageErro
                 keys += 1;
                 bytes += v.len() as u64;
                 trees_ref.record(k, None, v);
+                also(k, v);
             })?;
             tracing::info!(
                 keys,
@@ -132,7 +147,12 @@ pub(super) fn open(engine: &dyn Engine) -> Result<(Trees, u64, u64), StorageErro
         }
     };
     engine.put_meta(META_CLEAN, &[])?;
-    Ok((trees, keys, bytes))
+    Ok(Opened {
+        trees,
+        keys,
+        bytes,
+        scanned,
+    })
 }
 
 /// Fill `trees` from the checkpoint; false if any part is missing or malformed.
@@ -229,14 +249,17 @@ impl Storage {
     /// last step of a clean shutdown. Waits for every storage thread to be idle so no
     /// write lands between the snapshot and the refusal.
     pub async fn checkpoint(&self) -> Result<(), StorageError> {
-        let (engine, trees, stats, closed) = (
+        let (engine, trees, stats, closed, catalog) = (
             self.engine.clone(),
             self.trees.clone(),
             self.stats.clone(),
             self.closed.clone(),
+            self.indexes().clone(),
         );
         self.while_idle(move || {
             closed.store(true, Ordering::Release);
+            // Index builds resume where they stopped.
+            catalog.persist(engine.as_ref())?;
             let snapshot = trees.snapshot();
             let mut names = String::new();
             for (c, bytes) in &snapshot {

@@ -8,6 +8,8 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
+use super::indexes::upkeep;
+use super::indexes::IndexCatalog;
 use super::trees::Trees;
 use super::{Durability, Engine, Mint, Minted, Space, Stats, StorageError};
 use ringdb_core::clock::Clock;
@@ -88,29 +90,55 @@ fn load(engine: &dyn Engine, key: &[u8]) -> Result<(SiblingSet, Option<Bytes>), 
     }
 }
 
-/// Write a key's new encoding, keeping the counters and the hash tree in step.
-fn store(
-    engine: &dyn Engine,
-    stats: &Stats,
-    trees: &Trees,
-    key: &[u8],
-    encoded: &[u8],
-    old: Option<&[u8]>,
-) -> Result<(), StorageError> {
-    engine.put(key, encoded)?;
-    match old {
-        None => {
-            stats.keys.fetch_add(1, Ordering::Relaxed);
+/// A key's stored sibling set changing from `old` (its bytes and live values; `None`:
+/// absent) to `new` (`None`: the key is deleted).
+pub(super) struct Change<'a> {
+    key: &'a [u8],
+    old: Option<(&'a [u8], Vec<Bytes>)>,
+    new: Option<(&'a [u8], Vec<Bytes>)>,
+}
+
+/// The one place a stored sibling set changes: the data itself and everything that must
+/// follow it (key and byte counters, the hash tree, every index of its collection). Mint,
+/// merge (and so every replication, repair, streaming and expiry path) and purge all come
+/// here, so none of them can leave an index behind.
+fn write_through(sh: &Ctx<'_>, change: Change<'_>) -> Result<(), StorageError> {
+    let Change { key, old, new } = change;
+    let old_bytes = old.as_ref().map(|(b, _)| *b);
+    match &new {
+        Some((encoded, _)) => {
+            sh.engine.put(key, encoded)?;
+            match old_bytes {
+                None => {
+                    sh.stats.keys.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(o) => {
+                    sh.stats.bytes.fetch_sub(o.len() as u64, Ordering::Relaxed);
+                }
+            }
+            sh.stats
+                .bytes
+                .fetch_add(encoded.len() as u64, Ordering::Relaxed);
+            sh.trees.record(key, old_bytes, encoded);
         }
-        Some(o) => {
-            stats.bytes.fetch_sub(o.len() as u64, Ordering::Relaxed);
+        None => {
+            let Some(o) = old_bytes else {
+                return Ok(());
+            };
+            sh.engine.delete(key)?;
+            sh.stats.keys.fetch_sub(1, Ordering::Relaxed);
+            sh.stats.bytes.fetch_sub(o.len() as u64, Ordering::Relaxed);
+            sh.trees.forget(key, o);
         }
     }
-    stats
-        .bytes
-        .fetch_add(encoded.len() as u64, Ordering::Relaxed);
-    trees.record(key, old, encoded);
-    Ok(())
+    let before = old.as_ref().map_or(&[][..], |(_, live)| live.as_slice());
+    let after = new.as_ref().map_or(&[][..], |(_, live)| live.as_slice());
+    upkeep::follow(sh.engine, sh.catalog, key, before, after)
+}
+
+/// A sibling set's stored live values (what its index entries are computed from).
+fn live(set: &SiblingSet) -> Vec<Bytes> {
+    set.live_values().cloned().collect()
 }
 
 /// The expiry index key: due time first, so the sweep reads what is due in order.
@@ -139,26 +167,33 @@ fn schedule_expiry(
 }
 
 /// Delete a key whose stored bytes still hash to `hash`; a write since the check keeps it.
-fn purge(
-    engine: &dyn Engine,
-    stats: &Stats,
-    trees: &Trees,
-    key: &[u8],
-    hash: u64,
-) -> Result<bool, StorageError> {
-    let Some(cur) = engine.get(key)? else {
-        engine.aux_delete(Space::Dead, key)?;
+fn purge(sh: &Ctx<'_>, key: &[u8], hash: u64) -> Result<bool, StorageError> {
+    let Some(cur) = sh.engine.get(key)? else {
+        sh.engine.aux_delete(Space::Dead, key)?;
         return Ok(false);
     };
     if ringdb_core::merkle::entry_hash(key, &cur) != hash {
         return Ok(false);
     }
-    engine.delete(key)?;
-    engine.aux_delete(Space::Dead, key)?;
-    stats.keys.fetch_sub(1, Ordering::Relaxed);
-    stats.bytes.fetch_sub(cur.len() as u64, Ordering::Relaxed);
-    trees.forget(key, &cur);
+    let old_live = live(&SiblingSet::decode(&Bytes::copy_from_slice(&cur))?);
+    write_through(
+        sh,
+        Change {
+            key,
+            old: Some((&cur, old_live)),
+            new: None,
+        },
+    )?;
+    sh.engine.aux_delete(Space::Dead, key)?;
     Ok(true)
+}
+
+/// What one storage thread works with, borrowed from [`Shared`].
+struct Ctx<'a> {
+    engine: &'a dyn Engine,
+    stats: &'a Stats,
+    trees: &'a Trees,
+    catalog: &'a IndexCatalog,
 }
 
 /// What a storage thread shares with the others.
@@ -172,6 +207,8 @@ pub(super) struct Shared {
     /// Set once the trees are checkpointed for shutdown: later writes would make the
     /// checkpoint stale, so they are refused.
     pub closed: Arc<AtomicBool>,
+    /// The indexes every write keeps in step.
+    pub catalog: IndexCatalog,
 }
 
 pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
@@ -182,8 +219,15 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
         trees,
         clock,
         closed,
+        catalog,
     } = shared;
     let (engine, clock) = (engine.as_ref(), clock.as_ref());
+    let ctx = Ctx {
+        engine,
+        stats: &stats,
+        trees: &trees,
+        catalog: &catalog,
+    };
     let defer = |w: FlushWaiter| {
         if let Err(e) = flush.send(w) {
             e.into_inner().finish(Err(StorageError::Stopped));
@@ -210,11 +254,19 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                 reply,
             } => {
                 let r = load(engine, &key).and_then(|(mut cur, old)| {
+                    let before = live(&cur);
                     cur.merge(&incoming);
                     // The encoding is canonical: equal bytes mean the merge changed nothing.
                     let encoded = cur.encode();
                     if old.as_deref() != Some(encoded.as_slice()) {
-                        store(engine, &stats, &trees, &key, &encoded, old.as_deref())?;
+                        write_through(
+                            &ctx,
+                            Change {
+                                key: &key,
+                                old: old.as_deref().map(|o| (o, before)),
+                                new: Some((&encoded, live(&cur))),
+                            },
+                        )?;
                         schedule_expiry(engine, clock, &key, &cur)?;
                     }
                     Ok(())
@@ -227,7 +279,7 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                 }
             }
             Job::Purge { key, hash, reply } => {
-                let r = purge(engine, &stats, &trees, &key, hash);
+                let r = purge(&ctx, &key, hash);
                 let _ = reply.send(r);
             }
             Job::Mint {
@@ -237,11 +289,19 @@ pub(super) fn worker(shared: Shared, jobs: Receiver<Job>) {
                 reply,
             } => {
                 let r = load(engine, &key).and_then(|(mut cur, old)| {
+                    let before = live(&cur);
                     let context =
                         cur.apply_write(&mint.actor, &mint.context, mint.value, mint.timestamp_ms);
                     cur.set_expiry(&context, mint.expires_ms);
                     let encoded = Bytes::from(cur.encode());
-                    store(engine, &stats, &trees, &key, &encoded, old.as_deref())?;
+                    write_through(
+                        &ctx,
+                        Change {
+                            key: &key,
+                            old: old.as_deref().map(|o| (o, before)),
+                            new: Some((&encoded, live(&cur))),
+                        },
+                    )?;
                     schedule_expiry(engine, clock, &key, &cur)?;
                     Ok(Minted {
                         stored: encoded,

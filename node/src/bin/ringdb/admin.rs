@@ -1,23 +1,17 @@
 //! Operator commands that talk to a running node over its admin gRPC service: `ringdb
-//! status` (like `nodetool status`) and `ringdb admin ...` (topology changes, collections).
+//! status` (like `nodetool status`) and `ringdb admin ...` (topology changes, collections;
+//! indexes are in `indexes.rs`).
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ringdb_proto::v1::admin_client::AdminClient;
 use ringdb_proto::v1::{
     CreateCollectionRequest, DecommissionRequest, ListCollectionsRequest, NodeStatus,
     RemoveNodeRequest, RepairRequest, RepairStatusRequest, StatusRequest,
 };
-use tonic::transport::Channel;
 
-/// Where to find the node to ask.
-#[derive(clap::Args, Clone)]
-pub struct HostArg {
-    /// Node to ask, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:7401")]
-    host: String,
-}
+use crate::indexes::{self, IndexCommand};
+use crate::remote::{connect, connect_for, status_error, HostArg};
 
 /// `ringdb status`.
 #[derive(clap::Args)]
@@ -95,23 +89,8 @@ pub enum AdminCommand {
         #[arg(long)]
         ranges: bool,
     },
-}
-
-async fn connect(host: &HostArg) -> anyhow::Result<AdminClient<Channel>> {
-    connect_for(host, Duration::from_secs(30)).await
-}
-
-/// A connection whose calls may take up to `patience` (a repair pass can take minutes).
-async fn connect_for(host: &HostArg, patience: Duration) -> anyhow::Result<AdminClient<Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", host.host))
-        .with_context(|| format!("bad address {:?}", host.host))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(patience);
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {}", host.host))?;
-    Ok(AdminClient::new(channel))
+    #[command(flatten)]
+    Indexes(IndexCommand),
 }
 
 /// A collection's options as `replication = N[, ttl = S s]`.
@@ -120,10 +99,6 @@ fn options(c: &ringdb_proto::v1::CollectionInfo) -> String {
         0 => format!("replication = {}", c.replication),
         t => format!("replication = {}, ttl = {t} s", c.replication),
     }
-}
-
-fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
 }
 
 fn human_bytes(b: u64) -> String {
@@ -247,6 +222,7 @@ async fn wait_left(host: &HostArg, id: &str) -> anyhow::Result<()> {
 /// Run `ringdb admin ...`.
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Indexes(c) => indexes::run(c).await?,
         AdminCommand::Decommission { host, no_wait } => {
             let mut client = connect(&host).await?;
             let id = client

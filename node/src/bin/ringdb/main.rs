@@ -3,6 +3,8 @@
 
 mod admin;
 mod dev;
+mod indexes;
+mod remote;
 
 /// glibc malloc spent ~15% of CPU under load (cross-thread frees); mimalloc does not.
 #[global_allocator]
@@ -35,7 +37,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Show every node as the node asked sees it: up/down, state, load, ownership, hints.
     Status(admin::StatusArgs),
-    /// Change the cluster: decommission, removenode, create-collection, collections.
+    /// Change the cluster: decommission, removenode, create-collection, collections,
+    /// create-index, drop-index, list-indexes, repair.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
 }
@@ -104,6 +107,11 @@ struct ServeArgs {
     /// Anti-entropy budget: keys compared or repaired per second.
     #[arg(long, default_value_t = 20_000)]
     aae_keys_per_sec: u64,
+    /// Index builds (over the documents stored before an index was created) and index
+    /// drops scan at most this many keys per second on this node (0: no limit beyond the
+    /// storage queues). Writes keep every index current whatever the pace.
+    #[arg(long, default_value_t = 20_000)]
+    index_build_keys_per_sec: u64,
     /// Seconds a key must have held only tombstones before anti-entropy may purge it (it
     /// also needs every node up and every replica holding the same tombstones).
     #[arg(long, default_value_t = 60)]
@@ -143,6 +151,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.hints.max_age = Duration::from_secs(a.max_hint_age_secs);
     config.aae.interval = Duration::from_secs(a.aae_interval_secs);
     config.aae.keys_per_sec = a.aae_keys_per_sec;
+    config.index_build.keys_per_sec = a.index_build_keys_per_sec;
     config.aae.tombstone_grace = Duration::from_secs(a.tombstone_grace_secs);
     config.membership.gossip_interval = Duration::from_millis(a.gossip_interval_ms.max(10));
     config.membership.phi_threshold = a.phi_threshold;
