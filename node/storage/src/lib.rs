@@ -15,13 +15,14 @@
 //! or API layers of the node above it, and reads time from the clock it is started with.
 //! Besides the shared types and the handle in this file, its files depend one way: `keys`
 //! and `engine` at the bottom, then `trees`, then `worker` (the storage threads), then the
-//! handle's other operations (`expiry`, `tombstones`); no two of them import each other.
+//! handle's other operations (`expiry`, `tombstones`, `visit`); no two of them import each other.
 
 pub mod engine;
 mod expiry;
 mod keys;
 mod tombstones;
 mod trees;
+mod visit;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,7 @@ use ringdb_core::clock::{self, Clock};
 use ringdb_core::ring::{token_for, Token};
 use ringdb_core::version::{CausalContext, DecodeError, SiblingSet};
 pub use trees::Trees;
+pub use visit::{Visited, Visitor};
 use worker::{flusher, worker, FlushWaiter, Job, Reply, Shared};
 
 /// Why a storage operation failed.
