@@ -5,6 +5,7 @@ pub mod admin;
 pub mod client;
 pub mod internode;
 pub mod pipeline;
+pub mod query;
 
 use std::time::Duration;
 
