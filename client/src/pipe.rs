@@ -141,9 +141,8 @@ mod tests {
     #[tonic::async_trait]
     impl ClientApi for Fake {
         type PipelineStream = Answers;
-        type FindStream = Pin<
-            Box<dyn futures::Stream<Item = std::result::Result<pb::FindPage, Status>> + Send>,
-        >;
+        type FindStream =
+            Pin<Box<dyn futures::Stream<Item = std::result::Result<pb::FindPage, Status>> + Send>>;
 
         async fn find(
             &self,
