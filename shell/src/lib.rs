@@ -1,6 +1,6 @@
 //! `ringsh`, the RingDB shell, as a library so tests can drive its parts: lexing and
-//! parsing statements, running them against a cluster, rendering results and request
-//! traces, completion and the interactive loop.
+//! parsing statements (query statements through `ringdb-query`'s grammar), running them
+//! against a cluster, rendering results and request traces, completion and the interactive loop.
 
 #![warn(missing_docs)]
 
@@ -10,6 +10,8 @@ pub mod exec;
 pub mod help;
 pub mod lex;
 pub mod parse;
+pub mod query;
+pub mod query_render;
 pub mod render;
 pub mod repl;
 pub mod trace;

@@ -103,6 +103,8 @@ pub enum Statement {
     Help(Option<String>),
     /// `EXIT` / `QUIT`
     Exit,
+    /// `FIND`, `COUNT`, `AGGREGATE`: parsed by `ringdb-query`'s grammar (see `query`).
+    Query(crate::query::QueryStatement),
 }
 
 /// Option keywords that may follow a key.
@@ -232,6 +234,9 @@ struct Opts {
 
 /// Parse one statement's text. `using` is the collection chosen with USE, if any.
 pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
+    if crate::query::handles(text) {
+        return crate::query::parse(text).map(Statement::Query);
+    }
     let tokens = tokenize(text).map_err(parse_err)?;
     let (head, rest) = match tokens.split_first() {
         Some((t, rest)) => match t.keyword() {
@@ -316,6 +321,7 @@ pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
                 }
             },
         },
+        "FIND" | "COUNT" | "AGGREGATE" => return crate::query::parse(text).map(Statement::Query),
         "SOURCE" => Statement::Source(p.name("a file name")?),
         "HELP" => {
             let topic = p

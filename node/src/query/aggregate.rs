@@ -79,7 +79,10 @@ impl QueryEngine {
                 plan.source.describe(&q.filter),
                 &plan.order.describe(&q.filter),
             );
-            rec.with(|t| t.pushed_down = pushed);
+            rec.with(|t| {
+                t.pushed_down = pushed;
+                t.rounds = u32::from(pushed);
+            });
         }
         let deadline = Instant::now() + q.timeout;
         let work = async {

@@ -114,12 +114,17 @@ impl Coverage {
                 .map(String::as_str)
                 .collect();
             return Err(Error::Unavailable(format!(
-                "{level} query of {collection} needs {required} replicas of every token range, but range [{}, {}] has only {} of its replicas {} up ({} down){}; nothing was read",
+                "{level} query of {collection} needs {required} replicas of every token range, but only {} of the replicas of range [{}, {}] ({}) {} up ({} down){}; nothing was read",
+                r.asked.len(),
                 r.first,
                 r.last,
-                r.asked.len(),
                 r.replicas.join(", "),
-                down.join(", "),
+                if r.asked.len() == 1 { "is" } else { "are" },
+                if down.is_empty() {
+                    "none".to_string()
+                } else {
+                    down.join(", ")
+                },
                 match short.len() {
                     1 => String::new(),
                     k => format!(", and {} more ranges are short", k - 1),
