@@ -195,7 +195,7 @@ async fn queries_see_acknowledged_writes_siblings_deletes_expiry_and_types_as_pr
                 .unwrap();
             assert_eq!(
                 keys(&found),
-                [key.clone()],
+                std::slice::from_ref(&key),
                 "node {n} right after writing {key}"
             );
         }
