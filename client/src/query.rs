@@ -102,7 +102,7 @@ pub struct CountResult {
 pub struct Group {
     /// The group's value (`null` without GROUP BY, or for documents without the path).
     pub group: Value,
-    /// Each aggregation's name (`count(*)`, `avg(age)`) and value.
+    /// Each aggregation's name (`count(*)`, `avg(age)`) and value, in the order asked.
     pub values: serde_json::Map<String, Value>,
 }
 
@@ -656,10 +656,19 @@ impl Aggregate {
         for g in r.groups {
             let group: Value = serde_json::from_slice(&g.group)
                 .map_err(|e| Error::Internal(format!("group value: {e}")))?;
-            let values = match serde_json::from_slice(&g.values) {
+            let mut sent = match serde_json::from_slice(&g.values) {
                 Ok(Value::Object(m)) => m,
                 _ => return Err(Error::Internal("group values are not a JSON object".into())),
             };
+            // In the order the aggregations were asked for.
+            let mut values = serde_json::Map::new();
+            for a in spec.aggregations() {
+                let name = a.to_string();
+                if let Some(v) = sent.remove(&name) {
+                    values.insert(name, v);
+                }
+            }
+            values.extend(sent);
             groups.push(Group { group, values });
         }
         Ok(AggregateResult {
