@@ -37,18 +37,10 @@ async fn replace(client: &Client, c: &str, key: &str, doc: &Value, level: Consis
     client.put_with(c, key, doc, &opts).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_that_missed_writes_neither_resurrects_nor_hides_and_is_repaired() {
-    // No hints and no anti-entropy: only the query can bring n3 up to date.
-    let mut cluster = Cluster::start_with(
-        3,
-        &["--max-hints-per-target", "0", "--aae-interval-secs", "0"],
-    )
-    .await;
-    let client = cluster.client().await;
-    let c = "tickets";
+/// 40 documents written at ALL: k30..k34 closed, the others open.
+async fn write_all_open(client: &Client, c: &str) -> BTreeMap<String, Value> {
     let all = WriteOptions::new().consistency(Consistency::All);
-    let mut held: BTreeMap<String, Value> = BTreeMap::new();
+    let mut held = BTreeMap::new();
     for i in 0..40 {
         let status = if (30..35).contains(&i) {
             "closed"
@@ -60,45 +52,58 @@ async fn a_replica_that_missed_writes_neither_resurrects_nor_hides_and_is_repair
         client.put_with(c, &key, &doc, &all).await.unwrap();
         held.insert(key, doc);
     }
+    held
+}
 
-    cluster.node("n3").stop();
-    cluster.wait_all_up().await;
-    let n1 = cluster.nodes[0].client().await;
+/// At QUORUM while a replica is down: close k00..k09, delete k10..k14, open k30..k34, add
+/// k40..k44 open.
+async fn change_while_down(n1: &Client, c: &str, held: &mut BTreeMap<String, Value>) {
+    let quorum = WriteOptions::new().consistency(Consistency::Quorum);
     for i in 0..10 {
         let key = format!("k{i:02}");
         let doc = json!({"n": i, "status": "closed"});
-        replace(&n1, c, &key, &doc, Consistency::Quorum).await;
+        replace(n1, c, &key, &doc, Consistency::Quorum).await;
         held.insert(key, doc);
     }
     for i in 10..15 {
         let key = format!("k{i:02}");
-        n1.delete_with(
-            c,
-            &key,
-            &WriteOptions::new().consistency(Consistency::Quorum),
-        )
-        .await
-        .unwrap();
+        n1.delete_with(c, &key, &quorum).await.unwrap();
         held.remove(&key);
     }
     for i in 30..35 {
         let key = format!("k{i:02}");
         let doc = json!({"n": i, "status": "open"});
-        replace(&n1, c, &key, &doc, Consistency::Quorum).await;
+        replace(n1, c, &key, &doc, Consistency::Quorum).await;
         held.insert(key, doc);
     }
     for i in 40..45 {
         let key = format!("k{i:02}");
         let doc = json!({"n": i, "status": "open"});
-        n1.put_with(
-            c,
-            &key,
-            &doc,
-            &WriteOptions::new().consistency(Consistency::Quorum),
-        )
-        .await
-        .unwrap();
+        n1.put_with(c, &key, &doc, &quorum).await.unwrap();
         held.insert(key, doc);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_missed_writes_neither_resurrects_nor_hides_and_is_repaired() {
+    // No hints and no anti-entropy: only the query can bring n3 up to date.
+    let mut cluster = Cluster::start_with(
+        3,
+        &["--max-hints-per-target", "0", "--aae-interval-secs", "0"],
+    )
+    .await;
+    let client = cluster.client().await;
+    let (c, paged) = ("tickets", "paged");
+    let mut held = BTreeMap::new();
+    let mut held_paged = BTreeMap::new();
+    for (name, h) in [(c, &mut held), (paged, &mut held_paged)] {
+        *h = write_all_open(&client, name).await;
+    }
+    cluster.node("n3").stop();
+    cluster.wait_all_up().await;
+    let n1 = cluster.nodes[0].client().await;
+    for (name, h) in [(c, &mut held), (paged, &mut held_paged)] {
+        change_while_down(&n1, name, h).await;
     }
 
     cluster.node("n3").restart().await;
@@ -140,6 +145,35 @@ async fn a_replica_that_missed_writes_neither_resurrects_nor_hides_and_is_repair
         .await
         .unwrap();
     assert_eq!(count.count as usize, open_keys(&held).len());
+
+    // Small pages over the other stale collection: n3 reports closed and deleted documents
+    // first, so pages need more rounds, and still come out exactly right.
+    let mut seen = Vec::new();
+    let (mut token, mut most_rounds) = (None, 0);
+    loop {
+        let q = n3
+            .find(paged)
+            .filter(r#"status = "open""#)
+            .allow_filtering()
+            .consistency(Consistency::Quorum)
+            .trace(true)
+            .page_size(3);
+        let page = match token.take() {
+            Some(t) => q.after(t),
+            None => q,
+        }
+        .page()
+        .await
+        .unwrap();
+        most_rounds = most_rounds.max(page.trace.map_or(0, |t| t.rounds));
+        seen.extend(keys(&page.documents));
+        match page.next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, open_keys(&held_paged));
+    assert!(most_rounds > 1, "stale candidates cost a page extra rounds");
 
     // The query repaired n3's copies of what it re-checked.
     wait_until(Duration::from_secs(20), "n3 repaired by the query", || {
