@@ -65,6 +65,23 @@ impl Client {
         kind: Kind,
         token: Token,
         what: &str,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Node) -> Fut,
+        Fut: Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        self.retried(kind, what, || self.router.targets(token), f)
+            .await
+    }
+
+    /// Send a request to the nodes `targets` lists (asked again before each pass), moving
+    /// on to the next when that is safe for `kind`: the retry rules of the module docs.
+    pub(crate) async fn retried<T, F, Fut>(
+        &self,
+        kind: Kind,
+        what: &str,
+        targets_now: impl Fn() -> Vec<Target>,
         mut f: F,
     ) -> Result<T>
     where
@@ -73,7 +90,7 @@ impl Client {
     {
         let router = &self.router;
         let attempts = self.retry.max_attempts.max(1);
-        let mut targets = router.targets(token);
+        let mut targets = targets_now();
         let (mut i, mut pass) = (0, 0);
         let mut failures: Vec<(String, String)> = Vec::new();
         let mut last_answer: Option<tonic::Status> = None;
@@ -82,7 +99,7 @@ impl Client {
                 pass += 1;
                 router.request_refresh();
                 tokio::time::sleep(self.retry.backoff(pass)).await;
-                targets = router.targets(token);
+                targets = targets_now();
                 i = 0;
             }
             let target: &Target = &targets[i];

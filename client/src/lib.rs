@@ -6,7 +6,9 @@
 //! versions of a document and an opaque [`Context`]; pass that context to the next write
 //! to replace exactly the versions you saw, or let [`Client::update`] do the
 //! read-merge-write loop for you. Consistency and durability are chosen per request or as
-//! client defaults.
+//! client defaults. Documents are found by their fields with [`Client::find`] (a stream of
+//! documents, or one page and its token), counted with [`Client::count`] and aggregated
+//! with [`Client::aggregate`].
 //!
 //! ```no_run
 //! use ringdb_client::{Client, Consistency, WriteOptions};
@@ -35,6 +37,8 @@ mod indexes;
 mod node;
 mod options;
 mod pipe;
+mod query;
+mod query_trace;
 mod results;
 mod retry;
 mod routing;
@@ -47,8 +51,15 @@ pub use client::Client;
 pub use error::{Error, Result};
 pub use indexes::{Index, IndexState, LocalIndexPage, NodeIndexState};
 pub use options::{Context, ReadOptions, WriteOptions};
+pub use query::{
+    Aggregate, AggregateResult, Count, CountResult, Document, Find, Group, Page, MAX_PAGE_SIZE,
+};
+pub use query_trace::{QueryTrace, ScanTrace};
 pub use results::{ClusterStatus, GetResult, RingInfo, WriteResult};
 pub use retry::RetryPolicy;
+/// Conditions, parsed filters, aggregation specs and paths for query builders, from the
+/// pure query core shared with the nodes.
+pub use ringdb_query::{AggregateSpec, Filter, Op, Path};
 pub use ringdb_wire::{token_for, Durability, Level as Consistency, Token};
 pub use routing::Routing;
 pub use trace::{Outcome, ReplicaEvent, Role, Trace, TracedReplica};

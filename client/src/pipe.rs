@@ -141,6 +141,29 @@ mod tests {
     #[tonic::async_trait]
     impl ClientApi for Fake {
         type PipelineStream = Answers;
+        type FindStream =
+            Pin<Box<dyn futures::Stream<Item = std::result::Result<pb::FindPage, Status>> + Send>>;
+
+        async fn find(
+            &self,
+            _: Request<pb::FindRequest>,
+        ) -> std::result::Result<Response<Self::FindStream>, Status> {
+            Err(Status::unimplemented("no queries here"))
+        }
+
+        async fn count(
+            &self,
+            _: Request<pb::CountRequest>,
+        ) -> std::result::Result<Response<pb::CountResponse>, Status> {
+            Err(Status::unimplemented("no queries here"))
+        }
+
+        async fn aggregate(
+            &self,
+            _: Request<pb::AggregateRequest>,
+        ) -> std::result::Result<Response<pb::AggregateResponse>, Status> {
+            Err(Status::unimplemented("no queries here"))
+        }
 
         async fn pipeline(
             &self,

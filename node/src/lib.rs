@@ -9,7 +9,7 @@
 //!    peers through `transport`, so it sits above it);
 //! 6. `coordinator`: consistency levels, reads, writes, hints;
 //! 7. `repair`: anti-entropy and tombstone purging;
-//! 8. `query`: reserved for field queries;
+//! 8. `query`: document queries (FIND, COUNT, AGGREGATE) over the replicas;
 //! 9. `api`: the gRPC services;
 //! 10. `server`: assembling and running a node.
 //!
@@ -22,6 +22,7 @@ pub mod api;
 pub mod cluster;
 pub mod coordinator;
 pub mod error;
+pub mod query;
 pub mod repair;
 pub mod server;
 pub mod transport;

@@ -25,6 +25,7 @@ use crate::cluster::{
 use crate::coordinator::hints::{HintConfig, Hints};
 use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::query::QueryEngine;
 use crate::repair::{AaeConfig, AntiEntropy};
 use crate::ring::{Ring, Token, DEFAULT_VNODES};
 use crate::storage::{BuildPace, Engine, PoolConfig, SledEngine, Storage, StorageError};
@@ -192,12 +193,18 @@ pub struct Assembled {
     pub anti_entropy: Arc<AntiEntropy>,
     /// The pace of its index builds.
     index_build: BuildPace,
+    /// Its queries: coordinated here, and its replica's part of others'.
+    pub queries: Arc<QueryEngine>,
 }
 
 impl Assembled {
     /// The internode service, for a transport that delivers in-process.
     pub fn internode_service(&self) -> InternodeService {
-        InternodeService::new(self.coordinator.clone(), self.membership.clone())
+        InternodeService::new(
+            self.coordinator.clone(),
+            self.membership.clone(),
+            self.queries.clone(),
+        )
     }
 
     /// Start the background work (gossip, hint replay, anti-entropy, TTL sweeps, index
@@ -383,11 +390,13 @@ pub async fn assemble(
         config.clock.clone(),
     ));
 
+    let queries = Arc::new(QueryEngine::new(coordinator.clone(), membership.clone()));
     Ok(Assembled {
         membership,
         coordinator,
         anti_entropy,
         index_build: config.index_build.clone(),
+        queries,
     })
 }
 
@@ -450,17 +459,15 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             ClientServer::new(ClientService::new(
                 coordinator.clone(),
                 config.max_document_bytes,
+                parts.queries.clone(),
             ))
             .max_decoding_message_size(client_limit)
             .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
         )
         .add_service(
-            InternodeServer::new(InternodeService::new(
-                coordinator.clone(),
-                membership.clone(),
-            ))
-            .max_decoding_message_size(MAX_INTERNODE_MESSAGE)
-            .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
+            InternodeServer::new(parts.internode_service())
+                .max_decoding_message_size(MAX_INTERNODE_MESSAGE)
+                .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
         )
         .add_service(
             AdminServer::new(AdminService::new(

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The node's modules from the bottom up; a module may import its own layer and those
-/// before it. `query` is reserved for field queries.
+/// before it. `query` runs document queries (FIND, COUNT, AGGREGATE).
 const LAYERS: &[&[&str]] = &[
     &["ring", "version", "merkle", "clock"], // ringdb-core
     &["storage"],                            // ringdb-storage

@@ -48,7 +48,21 @@ fn want(before: &[&str]) -> Want {
         return Want::Nothing;
     }
     match head.as_str() {
-        "GET" | "DELETE" | "PUT" | "RESOLVE" | "USE" if n == 1 => Want::Collections,
+        "GET" | "DELETE" | "PUT" | "RESOLVE" | "USE" | "FIND" | "COUNT" | "AGGREGATE" if n == 1 => {
+            Want::Collections
+        }
+        "FIND" | "COUNT" | "AGGREGATE" if last == "ALLOW" => Want::Keywords(vec!["FILTERING"]),
+        "FIND" => Want::Keywords(vec![
+            "FIELDS",
+            "WHERE",
+            "AND",
+            "LIMIT",
+            "PAGE",
+            "ALLOW",
+            "CONSISTENCY",
+        ]),
+        "COUNT" => Want::Keywords(vec!["WHERE", "AND", "ALLOW", "CONSISTENCY"]),
+        "AGGREGATE" => Want::Keywords(vec!["WHERE", "AND", "GROUP", "BY", "ALLOW", "CONSISTENCY"]),
         "GET" => Want::Keywords(vec!["LOCAL", "CONSISTENCY"]),
         "DELETE" => Want::Keywords(vec!["CONTEXT", "CONSISTENCY"]),
         // After the document: only options (a key or collection cannot be guessed).
@@ -241,6 +255,10 @@ mod tests {
         assert_eq!(complete("create c"), vec!["collection "]);
         assert_eq!(complete("CREATE COLLECTION x "), vec!["WITH ", "IF "]);
         assert_eq!(complete("CREATE COLLECTION x IF N"), vec!["NOT "]);
+        assert_eq!(complete("FIND u"), vec!["users "]);
+        assert_eq!(complete("find users WHERE a > 1 al"), vec!["allow "]);
+        assert_eq!(complete("FIND users ALLOW F"), vec!["FILTERING "]);
+        assert_eq!(complete("AGGREGATE users count(*) G"), vec!["GROUP "]);
         assert_eq!(
             complete("PUT docs k {\"a\": 1} C"),
             vec!["CONTEXT ", "CONSISTENCY "]

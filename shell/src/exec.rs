@@ -395,7 +395,7 @@ impl Session {
             Statement::Tracing(Some(on)) => {
                 self.tracing = on;
                 let text = if on {
-                    "Tracing is on: GET, PUT, DELETE and RESOLVE show what happened inside the cluster."
+                    "Tracing is on: GET, PUT, DELETE, RESOLVE and queries show what happened inside the cluster."
                 } else {
                     "Tracing is off."
                 };
@@ -480,6 +480,23 @@ impl Session {
             Statement::Help(topic) => {
                 let text = crate::help::text(topic.as_deref()).map_err(ShellError::Parse)?;
                 self.note(&text, json!({"help": text}));
+            }
+            Statement::Query(q) => {
+                let find = matches!(q, crate::query::QueryStatement::Find(_));
+                let shown =
+                    crate::query::run(&self.client, &q, self.consistency, self.tracing, self.style)
+                        .await?;
+                match self.format {
+                    Format::Json => println!("{}", shown.json_line(self.tracing, find)),
+                    Format::Table => {
+                        println!("{}", shown.table);
+                        if self.tracing {
+                            for t in &shown.traces {
+                                println!("{}", crate::query_render::trace_table(t, self.style));
+                            }
+                        }
+                    }
+                }
             }
             Statement::Source(_) | Statement::Exit => {}
         }

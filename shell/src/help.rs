@@ -94,6 +94,35 @@ pub const STATEMENTS: &[StatementHelp] = &[
         ],
     },
     StatementHelp {
+        name: "FIND",
+        usage: "FIND <collection> [FIELDS <path>, ...] [WHERE <cond> [AND <cond>]...] [LIMIT <n>] [PAGE <token>] [ALLOW FILTERING] [CONSISTENCY <level>]",
+        summary: "documents whose fields match, in a fixed order, with their siblings and contexts; <cond> is <path> =|!=|<|<=|>|>= <json>, <path> IN (<json>, ...) or <path> EXISTS",
+        examples: &[
+            "FIND users LIMIT 10                                   -- every document, in key order",
+            "FIND users WHERE age >= 18 AND tags[] = \"rust\" ALLOW FILTERING",
+            "FIND users FIELDS name, address.city WHERE address.city IN (\"Oslo\", \"Bergen\") ALLOW FILTERING",
+            "FIND users LIMIT 10 PAGE <token printed by the last page>",
+        ],
+    },
+    StatementHelp {
+        name: "COUNT",
+        usage: "COUNT <collection> [WHERE <cond> [AND <cond>]...] [ALLOW FILTERING] [CONSISTENCY <level>]",
+        summary: "how many documents the same FIND would return",
+        examples: &[
+            "COUNT users",
+            "COUNT users WHERE \"first name\" EXISTS ALLOW FILTERING CONSISTENCY ONE",
+        ],
+    },
+    StatementHelp {
+        name: "AGGREGATE",
+        usage: "AGGREGATE <collection> <fn>(<path> | *) [, ...] [WHERE ...] [GROUP BY <path>] [ALLOW FILTERING] [CONSISTENCY <level>]",
+        summary: "count, sum, avg, min, max over the documents the same FIND would return, optionally per group",
+        examples: &[
+            "AGGREGATE users count(*), avg(age) GROUP BY address.city",
+            "AGGREGATE orders sum(total), max(total) WHERE status = \"paid\" ALLOW FILTERING",
+        ],
+    },
+    StatementHelp {
         name: "CONSISTENCY",
         usage: "CONSISTENCY [ONE|TWO|THREE|QUORUM|ALL|ANY]",
         summary: "show or set the session's default level (QUORUM at start)",
@@ -102,7 +131,7 @@ pub const STATEMENTS: &[StatementHelp] = &[
     StatementHelp {
         name: "TRACING",
         usage: "TRACING [ON|OFF]",
-        summary: "show, under each GET/PUT/DELETE, what happened inside the cluster",
+        summary: "show, under each GET/PUT/DELETE and query, what happened inside the cluster",
         examples: &[
             "TRACING ON",
             "GET users alice   -- then: coordinator, replicas asked, latencies, read repair",
@@ -170,6 +199,9 @@ pub const STATEMENT_KEYWORDS: &[&str] = &[
     "CREATE",
     "DROP",
     "DESCRIBE",
+    "FIND",
+    "COUNT",
+    "AGGREGATE",
     "CONSISTENCY",
     "TRACING",
     "STATUS",

@@ -120,6 +120,8 @@ pub enum Statement {
     Help(Option<String>),
     /// `EXIT` / `QUIT`
     Exit,
+    /// `FIND`, `COUNT`, `AGGREGATE`: parsed by `ringdb-query`'s grammar (see `query`).
+    Query(crate::query::QueryStatement),
 }
 
 /// Option keywords that may follow a key.
@@ -274,7 +276,7 @@ fn index_statement(text: &str) -> Option<Result<Statement, ShellError>> {
         Ok(query::Statement::DescribeIndexes { collection }) => {
             Ok(Statement::DescribeIndexes(collection))
         }
-        // FIND, COUNT and AGGREGATE are not statements of this shell yet.
+        // FIND, COUNT and AGGREGATE are routed by `crate::query`.
         Ok(_) => return None,
         Err(e) => Err(parse_err(format!("{e}; usage: {usage}"))),
     })
@@ -284,6 +286,9 @@ fn index_statement(text: &str) -> Option<Result<Statement, ShellError>> {
 pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
     if let Some(st) = index_statement(text) {
         return st;
+    }
+    if crate::query::handles(text) {
+        return crate::query::parse(text).map(Statement::Query);
     }
     let tokens = tokenize(text).map_err(parse_err)?;
     let (head, rest) = match tokens.split_first() {
@@ -369,6 +374,7 @@ pub fn parse(text: &str, using: Option<&str>) -> Result<Statement, ShellError> {
                 }
             },
         },
+        "FIND" | "COUNT" | "AGGREGATE" => return crate::query::parse(text).map(Statement::Query),
         "SOURCE" => Statement::Source(p.name("a file name")?),
         // `DROP INDEX ...` was parsed above; anything else after DROP is not a statement.
         "DROP" => {

@@ -95,3 +95,82 @@ async fn files_hold_multi_line_documents_and_failures_set_the_exit_status() {
     assert_eq!(out[2]["error"]["code"], "INVALID_ARGUMENT");
     assert_eq!(out[3]["values"][0]["title"], "multi; line");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_statements_print_the_contracts_json() {
+    let cluster = Cluster::start(3).await;
+    let host = cluster.nodes[2].address.clone();
+    let (code, out) = ringsh(
+        &host,
+        &[
+            "-e",
+            r#"PUT people a {"age": 30, "city": "Oslo"}
+PUT people b {"age": 17, "city": "Oslo"}
+PUT people c {"age": 45, "city": "Bergen", "tags": ["x"]}
+FIND people WHERE age >= 18 ALLOW FILTERING CONSISTENCY ALL
+FIND people FIELDS city LIMIT 2
+COUNT people WHERE age >= 18 ALLOW FILTERING
+AGGREGATE people count(*), avg(age) GROUP BY city
+FIND people WHERE age >= 18
+COUNT people WHERE age >"#,
+        ],
+    );
+    assert_eq!(code, 1, "the last two statements fail: {out:?}");
+    let found = &out[3];
+    let keys: Vec<&str> = found["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["a", "c"], "{found}");
+    assert_eq!(
+        found["documents"][1]["values"],
+        json!([{"age": 45, "city": "Bergen", "tags": ["x"]}])
+    );
+    assert!(found["documents"][0]["context"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
+    assert_eq!(found["next"], Value::Null);
+    assert_eq!(
+        found.as_object().unwrap().len(),
+        2,
+        "documents and next only: {found}"
+    );
+    let first = &out[4];
+    assert_eq!(first["documents"][0]["values"], json!([{"city": "Oslo"}]));
+    assert_eq!(first["documents"].as_array().unwrap().len(), 2);
+    let token = first["next"]
+        .as_str()
+        .expect("a third document follows")
+        .to_string();
+    assert_eq!(out[5], json!({"count": 2}));
+    assert_eq!(
+        out[6],
+        json!({"groups": [
+            {"group": "Bergen", "values": {"count(*)": 1, "avg(age)": 45.0}},
+            {"group": "Oslo", "values": {"count(*)": 2, "avg(age)": 23.5}},
+        ]})
+    );
+    assert_eq!(out[7]["error"]["code"], "INVALID_ARGUMENT");
+    let m = out[7]["error"]["message"].as_str().unwrap();
+    assert!(m.contains("age") && m.contains("ALLOW FILTERING"), "{m}");
+    assert_eq!(out[8]["error"]["code"], "INVALID_ARGUMENT");
+
+    // The token continues the page; tracing adds the query's trace.
+    let script = format!(
+        "FIND people FIELDS city LIMIT 2 PAGE {token}\nTRACING ON\nCOUNT people CONSISTENCY QUORUM"
+    );
+    let (code, out) = ringsh(&host, &["-e", &script]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        out[0],
+        json!({"documents": [{"key": "c", "values": [{"city": "Bergen"}], "context": out[0]["documents"][0]["context"]}], "next": null})
+    );
+    assert_eq!(out[2]["count"], 3);
+    let trace = &out[2]["trace"];
+    assert_eq!(trace["operation"], "count");
+    assert_eq!(trace["consistency"], "QUORUM");
+    assert_eq!(trace["required"], 2);
+    assert!(!trace["scans"].as_array().unwrap().is_empty(), "{trace}");
+}

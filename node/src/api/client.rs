@@ -5,17 +5,19 @@ use std::sync::Arc;
 
 use ringdb_proto::v1::client_server::Client;
 use ringdb_proto::v1::{
-    client_request, client_response, ClientRequest, ClientRequests, ClientResponse,
-    ClientResponses, DeleteRequest, DeleteResponse, GetRequest, GetResponse, PutRequest,
-    PutResponse,
+    client_request, client_response, AggregateRequest, AggregateResponse, ClientRequest,
+    ClientRequests, ClientResponse, ClientResponses, CountRequest, CountResponse, DeleteRequest,
+    DeleteResponse, FindRequest, GetRequest, GetResponse, PutRequest, PutResponse,
 };
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::pipeline::{self, Answers};
+use super::query;
 
 use crate::coordinator::validate::{self, context_token};
 use crate::coordinator::{Coordinator, Level, WriteOp};
+use crate::query::QueryEngine;
 
 /// Serves `ringdb.v1.Client`.
 #[derive(Clone)]
@@ -23,16 +25,22 @@ pub struct ClientService {
     coordinator: Arc<Coordinator>,
     max_document_bytes: usize,
     admission: Arc<Semaphore>,
+    queries: Arc<QueryEngine>,
 }
 
 impl ClientService {
-    /// Serve client requests through `coordinator`.
-    pub fn new(coordinator: Arc<Coordinator>, max_document_bytes: usize) -> Self {
+    /// Serve client requests through `coordinator`, and queries through `queries`.
+    pub fn new(
+        coordinator: Arc<Coordinator>,
+        max_document_bytes: usize,
+        queries: Arc<QueryEngine>,
+    ) -> Self {
         let limit = coordinator.config().max_client_requests;
         ClientService {
             coordinator,
             max_document_bytes,
             admission: Arc::new(Semaphore::new(limit)),
+            queries,
         }
     }
 
@@ -79,6 +87,32 @@ impl ClientService {
 #[tonic::async_trait]
 impl Client for ClientService {
     type PipelineStream = Answers<ClientResponses>;
+    type FindStream = query::FindStream;
+
+    async fn find(&self, req: Request<FindRequest>) -> Result<Response<Self::FindStream>, Status> {
+        // Admitted while its first page is computed; later pages run as the client reads.
+        let _admitted = self.admit()?;
+        query::find(self.queries.clone(), req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn count(&self, req: Request<CountRequest>) -> Result<Response<CountResponse>, Status> {
+        let _admitted = self.admit()?;
+        query::count(&self.queries, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn aggregate(
+        &self,
+        req: Request<AggregateRequest>,
+    ) -> Result<Response<AggregateResponse>, Status> {
+        let _admitted = self.admit()?;
+        query::aggregate(&self.queries, req.into_inner())
+            .await
+            .map(Response::new)
+    }
 
     async fn pipeline(
         &self,

@@ -13,10 +13,11 @@ use ringdb_proto::v1::{
     pipe_request, pipe_response, CoordinateWriteRequest, CoordinateWriteResponse,
     FetchRangeRequest, FetchRangeResponse, GossipAck, GossipAck2, GossipAck2Response, GossipSyn,
     KeyHash, KeyHashesRequest, KeyHashesResponse, PipeRequest, PipeRequests, PipeResponse,
-    PipeResponses, RangeEntry, RangeHashesRequest, RangeHashesResponse, ReplicaReadBatchRequest,
-    ReplicaReadBatchResponse, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteBatchRequest,
-    ReplicaWriteBatchResponse, ReplicaWriteRequest, ReplicaWriteResponse, TombstonesRequest,
-    TombstonesResponse,
+    PipeResponses, QueryAggregateRequest, QueryAggregateResponse, QueryCandidate, QueryScanRequest,
+    QueryScanResponse, RangeEntry, RangeHashesRequest, RangeHashesResponse,
+    ReplicaReadBatchRequest, ReplicaReadBatchResponse, ReplicaReadRequest, ReplicaReadResponse,
+    ReplicaWriteBatchRequest, ReplicaWriteBatchResponse, ReplicaWriteRequest, ReplicaWriteResponse,
+    TombstonesRequest, TombstonesResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -25,6 +26,8 @@ use super::pipeline::{self, Answers};
 use crate::cluster::schema::Filter;
 use crate::cluster::{gossip, Membership};
 use crate::coordinator::{Coordinator, Level, WriteOp};
+use crate::query::replica::ScanQuery;
+use crate::query::QueryEngine;
 use crate::transport::{PeerRequest, PeerResponse};
 use crate::version::{CausalContext, SiblingSet};
 
@@ -33,14 +36,20 @@ use crate::version::{CausalContext, SiblingSet};
 pub struct InternodeService {
     coordinator: Arc<Coordinator>,
     membership: Arc<Membership>,
+    queries: Arc<QueryEngine>,
 }
 
 impl InternodeService {
-    /// Serve peers on behalf of this node.
-    pub fn new(coordinator: Arc<Coordinator>, membership: Arc<Membership>) -> Self {
+    /// Serve peers on behalf of this node (its replica's part of queries through `queries`).
+    pub fn new(
+        coordinator: Arc<Coordinator>,
+        membership: Arc<Membership>,
+        queries: Arc<QueryEngine>,
+    ) -> Self {
         InternodeService {
             coordinator,
             membership,
+            queries,
         }
     }
 
@@ -64,6 +73,8 @@ impl InternodeService {
             Q::KeyHashes(r) => A::KeyHashes(self.serve_key_hashes(r).await?),
             Q::Tombstones(r) => A::Tombstones(self.serve_tombstones(r).await?),
             Q::ReplicaReadBatch(r) => A::ReplicaReadBatch(self.serve_replica_read_batch(r).await?),
+            Q::QueryScan(r) => A::QueryScan(self.serve_query_scan(r).await?),
+            Q::QueryAggregate(r) => A::QueryAggregate(self.serve_query_aggregate(r).await?),
         })
     }
 
@@ -134,6 +145,61 @@ impl InternodeService {
             siblings.push(raw.map_err(crate::error::Error::from)?.unwrap_or_default());
         }
         Ok(ReplicaReadBatchResponse { siblings })
+    }
+
+    async fn serve_query_scan(&self, r: QueryScanRequest) -> Result<QueryScanResponse, Status> {
+        use ringdb_wire::query::{filter_from_proto, order_from_wire, position_from_proto};
+        let filter = filter_from_proto(&r.conditions)?;
+        let order = order_from_wire(r.order, &filter)?;
+        let after = match &r.after {
+            Some(p) => Some(position_from_proto(p, order)?),
+            None => None,
+        };
+        let answer = self
+            .queries
+            .replica()
+            .scan(ScanQuery {
+                collection: r.collection,
+                filter,
+                order,
+                ranges: r.ranges.iter().map(|t| (t.first, t.last)).collect(),
+                after,
+                limit: r.limit.clamp(1, 100_000) as usize,
+            })
+            .await?;
+        Ok(QueryScanResponse {
+            candidates: answer
+                .candidates
+                .into_iter()
+                .map(|c| QueryCandidate {
+                    position: Some(ringdb_wire::query::position_to_proto(&c.position)),
+                    key: c.key,
+                    siblings: c.siblings,
+                })
+                .collect(),
+            stopped: answer.stopped,
+            scanned: answer.scanned,
+        })
+    }
+
+    async fn serve_query_aggregate(
+        &self,
+        r: QueryAggregateRequest,
+    ) -> Result<QueryAggregateResponse, Status> {
+        use ringdb_wire::query::{filter_from_proto, spec_from_proto};
+        let filter = filter_from_proto(&r.conditions)?;
+        let spec = spec_from_proto(&r.aggregations, &r.group_by)?;
+        let ranges: Vec<_> = r.ranges.iter().map(|t| (t.first, t.last)).collect();
+        let answer = self
+            .queries
+            .replica()
+            .aggregate(&r.collection, filter, &ranges, spec)
+            .await?;
+        Ok(QueryAggregateResponse {
+            partial: answer.partial.to_bytes().into(),
+            scanned: answer.scanned,
+            matched: answer.matched,
+        })
     }
 
     async fn serve_tombstones(&self, r: TombstonesRequest) -> Result<TombstonesResponse, Status> {
@@ -363,6 +429,21 @@ impl Internode for InternodeService {
         req: Request<ReplicaReadBatchRequest>,
     ) -> Result<Response<ReplicaReadBatchResponse>, Status> {
         self.unary(PeerRequest::ReplicaReadBatch(req.into_inner()))
+            .await
+    }
+
+    async fn query_scan(
+        &self,
+        req: Request<QueryScanRequest>,
+    ) -> Result<Response<QueryScanResponse>, Status> {
+        self.unary(PeerRequest::QueryScan(req.into_inner())).await
+    }
+
+    async fn query_aggregate(
+        &self,
+        req: Request<QueryAggregateRequest>,
+    ) -> Result<Response<QueryAggregateResponse>, Status> {
+        self.unary(PeerRequest::QueryAggregate(req.into_inner()))
             .await
     }
 

@@ -6,6 +6,7 @@ pub mod client;
 mod indexes;
 pub mod internode;
 pub mod pipeline;
+pub mod query;
 
 use std::time::Duration;
 

@@ -133,6 +133,10 @@ impl Transport for GrpcTransport {
             Q::ReplicaReadBatch(r) => {
                 A::ReplicaReadBatch(self.client(to)?.replica_read_batch(r).await?.into_inner())
             }
+            Q::QueryScan(r) => A::QueryScan(self.client(to)?.query_scan(r).await?.into_inner()),
+            Q::QueryAggregate(r) => {
+                A::QueryAggregate(self.client(to)?.query_aggregate(r).await?.into_inner())
+            }
         })
     }
 }

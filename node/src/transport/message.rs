@@ -14,6 +14,7 @@ use std::fmt;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
     GossipAck, GossipAck2, GossipAck2Response, GossipSyn, KeyHashesRequest, KeyHashesResponse,
+    QueryAggregateRequest, QueryAggregateResponse, QueryScanRequest, QueryScanResponse,
     RangeHashesRequest, RangeHashesResponse, ReplicaReadBatchRequest, ReplicaReadBatchResponse,
     ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteBatchRequest, ReplicaWriteBatchResponse,
     ReplicaWriteRequest, ReplicaWriteResponse, TombstonesRequest, TombstonesResponse,
@@ -48,6 +49,10 @@ pub enum PeerRequest {
     Tombstones(TombstonesRequest),
     /// Many keys' encoded sibling sets from one replica.
     ReplicaReadBatch(ReplicaReadBatchRequest),
+    /// A query's matching documents on one replica, in result order.
+    QueryScan(QueryScanRequest),
+    /// A query's partial aggregation on one replica.
+    QueryAggregate(QueryAggregateRequest),
 }
 
 /// A node's answer to a [`PeerRequest`].
@@ -78,6 +83,10 @@ pub enum PeerResponse {
     Tombstones(TombstonesResponse),
     /// Answers [`PeerRequest::ReplicaReadBatch`].
     ReplicaReadBatch(ReplicaReadBatchResponse),
+    /// Answers [`PeerRequest::QueryScan`].
+    QueryScan(QueryScanResponse),
+    /// Answers [`PeerRequest::QueryAggregate`].
+    QueryAggregate(QueryAggregateResponse),
 }
 
 /// What a message is for, so faults and logs can single out one kind of traffic.
@@ -107,13 +116,17 @@ pub enum MessageKind {
     KeyHashes,
     /// Tombstone purge check or purge.
     Tombstones,
-    /// A batch of replica reads (repair).
+    /// A batch of replica reads (repair, and queries re-reading candidates).
     ReplicaReadBatch,
+    /// A query's scan of one replica.
+    QueryScan,
+    /// A query's partial aggregation on one replica.
+    QueryAggregate,
 }
 
 impl MessageKind {
     /// Every kind, for tests and tools that go through them all.
-    pub const ALL: [MessageKind; 13] = [
+    pub const ALL: [MessageKind; 15] = [
         MessageKind::ReplicaRead,
         MessageKind::ReplicaWrite,
         MessageKind::HintReplay,
@@ -127,6 +140,8 @@ impl MessageKind {
         MessageKind::KeyHashes,
         MessageKind::Tombstones,
         MessageKind::ReplicaReadBatch,
+        MessageKind::QueryScan,
+        MessageKind::QueryAggregate,
     ];
 
     /// The kind's stable lowercase name.
@@ -145,6 +160,8 @@ impl MessageKind {
             MessageKind::KeyHashes => "key_hashes",
             MessageKind::Tombstones => "tombstones",
             MessageKind::ReplicaReadBatch => "replica_read_batch",
+            MessageKind::QueryScan => "query_scan",
+            MessageKind::QueryAggregate => "query_aggregate",
         }
     }
 }
@@ -172,6 +189,8 @@ impl PeerRequest {
             PeerRequest::KeyHashes(_) => MessageKind::KeyHashes,
             PeerRequest::Tombstones(_) => MessageKind::Tombstones,
             PeerRequest::ReplicaReadBatch(_) => MessageKind::ReplicaReadBatch,
+            PeerRequest::QueryScan(_) => MessageKind::QueryScan,
+            PeerRequest::QueryAggregate(_) => MessageKind::QueryAggregate,
         }
     }
 }
@@ -191,6 +210,8 @@ impl PeerResponse {
             PeerResponse::KeyHashes(_) => "key_hashes",
             PeerResponse::Tombstones(_) => "tombstones",
             PeerResponse::ReplicaReadBatch(_) => "replica_read_batch",
+            PeerResponse::QueryScan(_) => "query_scan",
+            PeerResponse::QueryAggregate(_) => "query_aggregate",
         }
     }
 }
@@ -223,6 +244,8 @@ answer_types!(
     KeyHashes(KeyHashesResponse),
     Tombstones(TombstonesResponse),
     ReplicaReadBatch(ReplicaReadBatchResponse),
+    QueryScan(QueryScanResponse),
+    QueryAggregate(QueryAggregateResponse),
 );
 
 #[cfg(test)]

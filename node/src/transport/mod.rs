@@ -15,7 +15,8 @@ use bytes::Bytes;
 use ringdb_proto::v1::{
     CoordinateWriteRequest, CoordinateWriteResponse, FetchRangeRequest, FetchRangeResponse,
     GossipAck, GossipAck2, GossipAck2Response, GossipSyn, KeyHash, KeyHashesRequest,
-    KeyHashesResponse, RangeHashesRequest, RangeHashesResponse, ReplicaReadBatchRequest,
+    KeyHashesResponse, QueryAggregateRequest, QueryAggregateResponse, QueryScanRequest,
+    QueryScanResponse, RangeHashesRequest, RangeHashesResponse, ReplicaReadBatchRequest,
     ReplicaReadBatchResponse, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteBatchRequest,
     ReplicaWriteBatchResponse, ReplicaWriteRequest, ReplicaWriteResponse, TombstonesRequest,
     TombstonesResponse,
@@ -198,6 +199,24 @@ impl dyn Transport {
     ) -> Result<Vec<Bytes>, TransportError> {
         let a: ReplicaReadBatchResponse = self.ask(to, PeerRequest::ReplicaReadBatch(req)).await?;
         Ok(a.siblings)
+    }
+
+    /// A query's matching documents on one replica, in result order.
+    pub async fn query_scan(
+        &self,
+        to: &str,
+        req: QueryScanRequest,
+    ) -> Result<QueryScanResponse, TransportError> {
+        self.ask(to, PeerRequest::QueryScan(req)).await
+    }
+
+    /// A query's partial aggregation on one replica.
+    pub async fn query_aggregate(
+        &self,
+        to: &str,
+        req: QueryAggregateRequest,
+    ) -> Result<QueryAggregateResponse, TransportError> {
+        self.ask(to, PeerRequest::QueryAggregate(req)).await
     }
 }
 

@@ -17,8 +17,8 @@
 //! above through the [`IndexCatalog`] handle. Besides the shared types and the handle in
 //! this file, its files depend one way: `keys` and `engine` at the bottom, then the index
 //! catalog and upkeep and `trees`, then `worker` (the storage threads), then the handle's
-//! other operations (`expiry`, `tombstones`, the index build, check and scans); no two of
-//! them import each other.
+//! other operations (`expiry`, `tombstones`, `visit`, the index build, check and scans); no
+//! two of them import each other.
 
 pub mod engine;
 mod expiry;
@@ -26,6 +26,7 @@ pub mod indexes;
 mod keys;
 mod tombstones;
 mod trees;
+mod visit;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,7 @@ use ringdb_core::clock::{self, Clock};
 use ringdb_core::ring::{token_for, Token};
 use ringdb_core::version::{CausalContext, DecodeError, SiblingSet};
 pub use trees::Trees;
+pub use visit::{Visited, Visitor};
 use worker::{flusher, worker, FlushWaiter, Job, Reply, Shared};
 
 /// Why a storage operation failed.

@@ -44,7 +44,7 @@ use crate::aggregate::AggregateSpec;
 use crate::filter::Filter;
 use crate::path::Path;
 
-pub use parser::{is_query_statement, parse};
+pub use parser::{is_query_statement, parse, parse_conditions};
 
 /// One query statement.
 #[derive(Debug, Clone, PartialEq)]

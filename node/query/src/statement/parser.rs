@@ -82,6 +82,20 @@ pub fn parse(text: &str) -> Result<Statement> {
     Ok(statement)
 }
 
+/// The conditions of a WHERE clause, without the keyword: `cond {AND cond}` (`age >= 18 AND
+/// tags[] = "x"`), for programs that build queries from a condition text.
+pub fn parse_conditions(text: &str) -> Result<Filter> {
+    let mut c = Cursor::new(text);
+    let mut conditions = vec![condition(&mut c)?];
+    while c.keyword("AND") {
+        conditions.push(condition(&mut c)?);
+    }
+    if !c.at_end() {
+        return Err(c.expected("AND or the end of the conditions"));
+    }
+    Ok(Filter::new(conditions))
+}
+
 /// `INDEX ON collection (path)`
 fn index_target(c: &mut Cursor<'_>) -> Result<(String, crate::path::Path)> {
     c.expect_keyword("INDEX", "INDEX")?;

@@ -106,6 +106,26 @@ fn clauses_in_any_order_and_tight_operators() {
 }
 
 #[test]
+fn conditions_alone() {
+    let f =
+        parse_conditions(r#"age >= 18 AND tags[] IN ("a", 2) AND "first name" EXISTS"#).unwrap();
+    assert_eq!(
+        f.to_string(),
+        r#"age >= 18 AND tags[] IN ("a", 2) AND "first name" EXISTS"#
+    );
+    assert_eq!(f.conditions()[0].op(), &Op::Ge(json!(18)));
+    let e = parse_conditions("age >= 18 LIMIT 3")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("AND or the end of the conditions"), "{e}");
+    assert!(parse_conditions("").is_err());
+    assert!(parse_conditions("a = {}")
+        .unwrap_err()
+        .to_string()
+        .contains("object"));
+}
+
+#[test]
 fn count_and_aggregate() {
     assert_eq!(
         parse("COUNT users WHERE age > 3 CONSISTENCY ALL").unwrap(),
