@@ -353,13 +353,17 @@ impl Session {
             Statement::CreateIndex { collection, path } => {
                 let i = self.client.create_index(&collection, &path, false).await?;
                 self.remember([collection]);
-                self.note(
-                    &format!(
-                        "created index on {} ({}): {}; DESCRIBE INDEXES shows when it is ready",
-                        i.collection,
-                        i.path,
-                        indexes::state_name(&i)
+                let text = match i.state {
+                    ringdb_client::IndexState::Ready => {
+                        format!("created index on {} ({}): ready", i.collection, i.path)
+                    }
+                    ringdb_client::IndexState::Building { .. } => format!(
+                        "created index on {} ({}): building; DESCRIBE INDEXES shows when it is ready",
+                        i.collection, i.path
                     ),
+                };
+                self.note(
+                    &text,
                     json!({"ok": true, "index": indexes::index_value(&i)}),
                 );
             }

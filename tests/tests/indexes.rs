@@ -353,7 +353,18 @@ async fn index_definitions_spread_through_every_surface_and_drop_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_built_under_write_load_is_exact_on_every_node() {
-    let cluster = Cluster::start_with(3, &["--index-build-keys-per-sec", "3000"]).await;
+    // A generous request timeout: the machine running the tests may be starved for CPU,
+    // and a write timing out then says nothing about the build.
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--index-build-keys-per-sec",
+            "3000",
+            "--request-timeout-ms",
+            "10000",
+        ],
+    )
+    .await;
     let client = cluster.client().await;
     let doc = |i: u64, round: u64| json!({"n": (i * 7 + round) % 1000, "name": format!("d{i}")});
     futures::stream::iter(0..20_000u64)
