@@ -11,7 +11,11 @@ use ringdb_tests::Cluster;
 use serde_json::json;
 
 async fn write_many(client: &Client, prefix: &str, n: usize, level: Consistency) {
-    let options = WriteOptions::new().consistency(level);
+    // A generous deadline: on a starved machine a write's 2 s default can pass with the write
+    // still under way, and a retry of a write that timed out could leave a sibling.
+    let options = WriteOptions::new()
+        .consistency(level)
+        .timeout(Duration::from_secs(30));
     futures::stream::iter(0..n)
         .for_each_concurrent(64, |i| {
             let client = client.clone();
