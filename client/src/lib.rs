@@ -38,6 +38,7 @@ mod node;
 mod options;
 mod pipe;
 mod query;
+mod query_results;
 mod query_trace;
 mod results;
 mod retry;

@@ -109,6 +109,8 @@ pub struct SimNode {
     pub membership: Arc<ringdb_node::cluster::Membership>,
     /// Its anti-entropy: tests run passes directly.
     pub anti_entropy: Arc<ringdb_node::repair::AntiEntropy>,
+    /// Its queries: tests call them as the client service would.
+    pub queries: Arc<ringdb_node::query::QueryEngine>,
     background: Vec<JoinHandle<()>>,
     /// Its data, which survives a crash.
     data: Arc<MemEngine>,
@@ -198,6 +200,7 @@ impl SimNode {
             coordinator: parts.coordinator,
             membership: parts.membership,
             anti_entropy: parts.anti_entropy,
+            queries: parts.queries,
             background,
             data,
             alive,
