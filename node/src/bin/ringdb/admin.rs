@@ -150,12 +150,19 @@ fn table(asked: &str, rf: u32, nodes: &[NodeStatus]) -> String {
             },
         ]);
     }
-    let widths: Vec<usize> = (0..8)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
     let mut out = format!(
         "As seen by {asked}; default replication {rf}\nStatus=Up/Down  State=Normal/Joining/Leaving/X (left)\n"
     );
+    out.push_str(&aligned(&rows));
+    out
+}
+
+/// Rows as left-aligned columns two spaces apart, one line each: the operator tables.
+pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
     for r in rows {
         let line: Vec<String> = r
             .iter()

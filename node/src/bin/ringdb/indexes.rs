@@ -88,20 +88,7 @@ fn table(list: &[IndexInfo]) -> String {
             progress(i),
         ]
     }));
-    let widths: Vec<usize> = (0..4)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::admin::aligned(&rows)
 }
 
 /// The indexes as the JSON object `list-indexes --json` prints.
