@@ -328,6 +328,31 @@ impl Cluster {
         }
     }
 
+    /// Wait until every running node itself lists every index of `collection` as ready
+    /// (queries use an index once the coordinator's own view says so; views lag by about a
+    /// gossip interval), asking each node's admin service directly.
+    pub async fn wait_indexes_ready(&self, collection: &str, within: Duration) {
+        use ringdb_proto::v1::admin_client::AdminClient;
+        use ringdb_proto::v1::ListIndexesRequest;
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            let what = format!("{} to list the indexes of {collection} ready", node.id);
+            wait_until(within, &what, || async move {
+                let Ok(mut admin) = AdminClient::connect(format!("http://{}", node.address)).await
+                else {
+                    return false;
+                };
+                let req = ListIndexesRequest {
+                    collection: collection.to_string(),
+                };
+                admin.list_indexes(req).await.is_ok_and(|r| {
+                    let l = r.into_inner().indexes;
+                    !l.is_empty() && l.iter().all(|i| i.state == "ready")
+                })
+            })
+            .await;
+        }
+    }
+
     /// A client that knows every node.
     pub async fn client(&self) -> Client {
         Client::connect(self.nodes.iter().map(|n| n.address.as_str()))

@@ -189,15 +189,9 @@ async fn a_replica_that_missed_writes_neither_resurrects_nor_hides_and_is_repair
 
     // The same through n3's stale index, in small pages: no ALLOW FILTERING, every replica
     // reads its index, and the answer is still exactly the open documents.
-    wait_until(Duration::from_secs(60), "the status index ready", || {
-        let n3 = n3.clone();
-        async move {
-            n3.indexes(Some("indexed"))
-                .await
-                .is_ok_and(|l| l.len() == 1 && l[0].state == ringdb_client::IndexState::Ready)
-        }
-    })
-    .await;
+    cluster
+        .wait_indexes_ready(indexed, Duration::from_secs(60))
+        .await;
     let (mut seen, mut token, mut dropped) = (Vec::new(), None, 0);
     loop {
         let q = n3
@@ -518,7 +512,10 @@ async fn queries_see_acknowledged_writes_siblings_deletes_expiry_and_types_as_pr
             .await
             .map(|_| ()),
     );
-    assert!(m.contains("(v)") && m.contains("ALLOW FILTERING"), "{m}");
+    assert!(
+        m.contains("v (no index)") && m.contains("ALLOW FILTERING"),
+        "{m}"
+    );
     let m = refused(
         client
             .count("types")
@@ -527,7 +524,10 @@ async fn queries_see_acknowledged_writes_siblings_deletes_expiry_and_types_as_pr
             .await
             .map(|_| ()),
     );
-    assert!(m.contains(r#"(w, "first name")"#), "{m}");
+    assert!(
+        m.contains(r#"w (no index), "first name" (no index)"#),
+        "{m}"
+    );
     let m = refused(
         client
             .aggregate("types")

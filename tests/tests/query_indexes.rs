@@ -13,7 +13,7 @@ use ringdb_proto::v1::client_client::ClientClient;
 use ringdb_proto::v1::{ConditionOp, ConsistencyLevel, CountRequest, FindRequest, QueryCondition};
 use ringdb_query::statement::parse_conditions;
 use ringdb_query::{order, Order};
-use ringdb_tests::{binary, wait_until, Cluster};
+use ringdb_tests::{binary, Cluster};
 use serde_json::{json, Value};
 use tonic::Code;
 
@@ -67,20 +67,6 @@ async fn load(client: &Client, collection: &str, n: u64) -> Vec<(String, Value)>
     docs
 }
 
-async fn wait_ready(client: &Client, collection: &str, within: Duration) {
-    wait_until(within, "the indexes to be ready everywhere", || {
-        let client = client.clone();
-        let collection = collection.to_string();
-        async move {
-            client
-                .indexes(Some(&collection))
-                .await
-                .is_ok_and(|l| !l.is_empty() && l.iter().all(|i| i.state == IndexState::Ready))
-        }
-    })
-    .await;
-}
-
 fn ringsh_json(host: &str, statements: &str) -> Vec<Value> {
     let out = Command::new(binary("ringsh"))
         .args(["--host", host, "--format", "json", "-e", statements])
@@ -104,7 +90,9 @@ async fn indexed_queries_need_no_allow_filtering_come_in_index_order_and_match_b
         client.create_index("people", path, false).await.unwrap();
     }
     let docs = load(&client, "people", 400).await;
-    wait_ready(&client, "people", Duration::from_secs(120)).await;
+    cluster
+        .wait_indexes_ready("people", Duration::from_secs(120))
+        .await;
     let indexed = ["age", "tags[]"];
 
     for (conditions, level) in [
@@ -391,6 +379,10 @@ async fn while_an_index_builds_queries_are_refused_or_fully_scanned_never_partia
         refusals > 0,
         "the build is paced to last 15 s: a query fell inside it"
     );
+    // Every node's view catches up within about a gossip interval.
+    cluster
+        .wait_indexes_ready("late", Duration::from_secs(60))
+        .await;
 
     // Ready: the index answers, completely, in its order, without ALLOW FILTERING.
     let found = client
