@@ -208,6 +208,43 @@ impl NodeProc {
         }
     }
 
+    /// Every entry key of the index on `path` of `collection` in this node's own replica
+    /// (raw `Admin.LocalIndexScan`, paged), whatever the index's state.
+    pub async fn local_index_entries(
+        &self,
+        collection: &str,
+        path: &str,
+    ) -> std::collections::BTreeSet<Vec<u8>> {
+        use ringdb_proto::v1::admin_client::AdminClient;
+        use ringdb_proto::v1::LocalIndexScanRequest;
+        const PAGE: u32 = 10_000;
+        let mut admin = AdminClient::connect(format!("http://{}", self.address))
+            .await
+            .expect("admin connection");
+        let mut out = std::collections::BTreeSet::new();
+        let mut after = Vec::new();
+        loop {
+            let page = admin
+                .local_index_scan(LocalIndexScanRequest {
+                    collection: collection.into(),
+                    path: path.into(),
+                    after: after.clone().into(),
+                    limit: PAGE,
+                })
+                .await
+                .expect("LocalIndexScan")
+                .into_inner();
+            let done = page.entries.len() < PAGE as usize;
+            if let Some(last) = page.entries.last() {
+                after = last.entry.to_vec();
+            }
+            out.extend(page.entries.into_iter().map(|e| e.entry.to_vec()));
+            if done {
+                return out;
+            }
+        }
+    }
+
     /// Last lines of the log, for failure reports.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -402,3 +402,78 @@ async fn while_an_index_builds_queries_are_refused_or_fully_scanned_never_partia
         .unwrap();
     assert_eq!(count.count, by_age.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_and_expired_documents_leave_no_index_entries_on_any_replica() {
+    // Tombstones may be purged a second after every replica holds them.
+    let cluster = Cluster::start_with(
+        3,
+        &["--tombstone-grace-secs", "1", "--aae-interval-secs", "1"],
+    )
+    .await;
+    let client = cluster.client().await;
+    client.create_index("gone", "tags[]", false).await.unwrap();
+    let all = ringdb_client::WriteOptions::new().consistency(Consistency::All);
+    let mut live = Vec::new();
+    for i in 0..30u64 {
+        let key = format!("k{i:02}");
+        let doc = json!({"tags": [format!("t{}", i % 3), "all"]});
+        let opts = if i >= 20 {
+            all.clone().ttl(Duration::from_secs(2))
+        } else {
+            all.clone()
+        };
+        client.put_with("gone", &key, &doc, &opts).await.unwrap();
+        if i < 10 {
+            live.push((key, doc));
+        }
+    }
+    for i in 10..20 {
+        client
+            .delete_with("gone", &format!("k{i:02}"), &all)
+            .await
+            .unwrap();
+    }
+    // Once the TTLs pass, no query finds the expired or deleted documents ...
+    let path = ringdb_query::Path::parse("tags[]").unwrap();
+    let want: std::collections::BTreeSet<Vec<u8>> = live
+        .iter()
+        .flat_map(|(k, d)| ringdb_query::index::entries(&path, k, std::slice::from_ref(d)))
+        .collect();
+    let live_keys: Vec<String> = live.iter().map(|(k, _)| k.clone()).collect();
+    ringdb_tests::wait_until(Duration::from_secs(60), "expired documents unfound", || {
+        let client = client.clone();
+        let live_keys = live_keys.clone();
+        async move {
+            client
+                .find("gone")
+                .filter(r#"tags[] = "all""#)
+                .consistency(Consistency::All)
+                .all()
+                .await
+                .is_ok_and(|f| keys_of(&f) == live_keys)
+        }
+    })
+    .await;
+    // ... and every replica's index holds exactly the live documents' entries: the delete
+    // and the expiry sweep removed theirs, and the tombstone purge left nothing behind.
+    for node in &cluster.nodes {
+        ringdb_tests::wait_until(
+            Duration::from_secs(60),
+            &format!("{}'s index to hold only live documents", node.id),
+            || {
+                let want = want.clone();
+                async move { node.local_index_entries("gone", "tags[]").await == want }
+            },
+        )
+        .await;
+    }
+    let n = client
+        .count("gone")
+        .filter("tags[] EXISTS")
+        .consistency(Consistency::One)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(n.count, 10);
+}
