@@ -13,6 +13,7 @@
 //! - a replica that failed is replaced, range by range, by a live replica not asked yet.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use crate::coordinator::Level;
 use crate::error::{Error, Result};
@@ -92,26 +93,34 @@ pub fn replica_ranges(ring: &Ring, n: usize) -> Vec<RangePlan> {
     ranges
 }
 
+/// One ring's replica ranges for one N.
+struct Cached {
+    ring: Arc<Ring>,
+    n: usize,
+    ranges: Arc<Vec<RangePlan>>,
+}
+
 /// The last [`replica_ranges`] computed for each N, kept while the ring is the same one.
 #[derive(Default)]
 pub struct RangeCache {
-    held: std::sync::Mutex<Vec<(std::sync::Arc<Ring>, usize, std::sync::Arc<Vec<RangePlan>>)>>,
+    held: Mutex<Vec<Cached>>,
 }
 
 impl RangeCache {
     /// The replica ranges of `ring` with `n` replicas per key.
-    pub fn get(&self, ring: &std::sync::Arc<Ring>, n: usize) -> std::sync::Arc<Vec<RangePlan>> {
+    pub fn get(&self, ring: &Arc<Ring>, n: usize) -> Arc<Vec<RangePlan>> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, _, r)) = held
-            .iter()
-            .find(|(g, m, _)| std::sync::Arc::ptr_eq(g, ring) && *m == n)
-        {
-            return r.clone();
+        if let Some(c) = held.iter().find(|c| Arc::ptr_eq(&c.ring, ring) && c.n == n) {
+            return c.ranges.clone();
         }
-        let ranges = std::sync::Arc::new(replica_ranges(ring, n));
+        let ranges = Arc::new(replica_ranges(ring, n));
         // Entries of an older ring are of no more use.
-        held.retain(|(g, _, _)| std::sync::Arc::ptr_eq(g, ring));
-        held.push((ring.clone(), n, ranges.clone()));
+        held.retain(|c| Arc::ptr_eq(&c.ring, ring));
+        held.push(Cached {
+            ring: ring.clone(),
+            n,
+            ranges: ranges.clone(),
+        });
         ranges
     }
 }

@@ -150,6 +150,19 @@ impl Decoder {
     }
 }
 
+/// A replica's first matches before the answer's size cut.
+struct Found {
+    /// In result order.
+    candidates: Vec<Candidate>,
+    /// More matches follow the last one.
+    stopped: bool,
+    /// Documents read.
+    scanned: u64,
+}
+
+/// Why an index cannot serve a scan on this replica (not defined, or still building here).
+type Unusable = String;
+
 /// A candidate ordered by position, for the bounded heap.
 struct Held(Candidate);
 
@@ -304,7 +317,11 @@ impl Replica {
                 (f, source)
             }
         };
-        let (mut candidates, mut stopped, scanned) = found;
+        let Found {
+            mut candidates,
+            mut stopped,
+            scanned,
+        } = found;
         let mut bytes = 0usize;
         if let Some(cut) = candidates.iter().position(|c| {
             bytes += c.siblings.len();
@@ -321,8 +338,8 @@ impl Replica {
         })
     }
 
-    /// The first `limit` matches by a full scan: (candidates in order, more follow, read).
-    async fn full_first(&self, q: ScanQuery, limit: usize) -> Result<(Vec<Candidate>, bool, u64)> {
+    /// The first `limit` matches by a full scan.
+    async fn full_first(&self, q: ScanQuery, limit: usize) -> Result<Found> {
         let visitor = FirstMatches {
             filter: Arc::new(q.filter),
             order: q.order,
@@ -340,8 +357,11 @@ impl Replica {
             .into_iter()
             .map(|h| h.0)
             .collect();
-        let stopped = found.matched > candidates.len() as u64;
-        Ok((candidates, stopped, found.decoder.scanned))
+        Ok(Found {
+            stopped: found.matched > candidates.len() as u64,
+            candidates,
+            scanned: found.decoder.scanned,
+        })
     }
 
     /// The first `limit` matches from the order condition's index on `path`, or why the
@@ -351,7 +371,7 @@ impl Replica {
         q: &ScanQuery,
         path: &Path,
         limit: usize,
-    ) -> Result<std::result::Result<(Vec<Candidate>, bool, u64), String>> {
+    ) -> Result<std::result::Result<Found, Unusable>> {
         let Some(condition) = q.order.condition(&q.filter) else {
             return Ok(Err("no order condition".into()));
         };
@@ -397,7 +417,11 @@ impl Replica {
         out.sort_by(|a, b| a.position.cmp(&b.position));
         let stopped = out.len() > limit;
         out.truncate(limit);
-        Ok(Ok((out, stopped, decoder.scanned)))
+        Ok(Ok(Found {
+            candidates: out,
+            stopped,
+            scanned: decoder.scanned,
+        }))
     }
 
     /// Show `visit` the entries of the index on `path` of `collection` in `entry_ranges`
@@ -414,7 +438,7 @@ impl Replica {
         mut cursor: Option<Vec<u8>>,
         expect: usize,
         mut visit: impl FnMut(IndexHit) -> bool,
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<std::result::Result<(), Unusable>> {
         let keep = |key: &str| {
             let t = token_for(collection, key);
             tokens.iter().any(|&(first, last)| first <= t && t <= last)
@@ -505,7 +529,7 @@ impl Replica {
         order: Order,
         ranges: &[(Token, Token)],
         spec: &AggregateSpec,
-    ) -> Result<std::result::Result<AggregateAnswer, String>> {
+    ) -> Result<std::result::Result<AggregateAnswer, Unusable>> {
         let Some(condition) = order.condition(filter) else {
             return Ok(Err("no order condition".into()));
         };

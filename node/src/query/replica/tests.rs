@@ -267,7 +267,11 @@ async fn index_scans_and_index_folds_agree_with_full_scans_and_brute_force() {
                 let mut full = Vec::new();
                 let mut after = None;
                 loop {
-                    let (c, stopped, _) = r
+                    let Found {
+                        candidates: c,
+                        stopped,
+                        ..
+                    } = r
                         .full_first(
                             ScanQuery {
                                 after: after.clone(),
