@@ -76,8 +76,6 @@ pub struct IndexHit {
 pub struct IndexPage {
     /// The entries read that the caller kept, in entry-key order, with their documents.
     pub hits: Vec<IndexHit>,
-    /// Index entries read (kept or not).
-    pub read: usize,
     /// The last entry key read when the scan stopped at its limit: more entries may follow,
     /// so the next step resumes strictly after it. `None`: the ranges are exhausted.
     pub resume: Option<Vec<u8>>,
@@ -182,7 +180,7 @@ impl Storage {
                 })
             })
             .collect();
-        Ok(IndexPage { hits, read, resume })
+        Ok(IndexPage { hits, resume })
     }
 
     /// The raw entry keys of the index on `path` of `collection` on this replica, whatever
