@@ -31,6 +31,8 @@ const FILTER: &str = "n < 100";
 const PAGE: u32 = 100;
 /// Until queries read indexes, the FIND needs ALLOW FILTERING (temporary).
 const ALLOW_FILTERING: bool = true;
+/// Time allowed per page: rules out "never" on a machine starved for CPU, not "slow".
+const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn docs_from_env() -> u64 {
     std::env::var("RINGDB_TEST_INDEX_DOCS")
@@ -52,6 +54,7 @@ async fn find_with_client(client: &Client) -> Vec<String> {
         .find("items")
         .filter(FILTER)
         .consistency(Consistency::Quorum)
+        .timeout(PAGE_TIMEOUT)
         .page_size(PAGE);
     if ALLOW_FILTERING {
         query = query.allow_filtering();
@@ -95,6 +98,7 @@ async fn find_with_grpc(address: &str, at_most: u64) -> Vec<String> {
         limit: Some(at_most),
         page_size: PAGE,
         consistency: ConsistencyLevel::Quorum as i32,
+        timeout_ms: PAGE_TIMEOUT.as_millis() as u32,
         ..Default::default()
     };
     let pages = |req: FindRequest| {
