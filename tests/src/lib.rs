@@ -224,6 +224,43 @@ impl NodeProc {
         }
     }
 
+    /// Every entry key of the index on `path` of `collection` in this node's own replica
+    /// (raw `Admin.LocalIndexScan`, paged), whatever the index's state.
+    pub async fn local_index_entries(
+        &self,
+        collection: &str,
+        path: &str,
+    ) -> std::collections::BTreeSet<Vec<u8>> {
+        use ringdb_proto::v1::admin_client::AdminClient;
+        use ringdb_proto::v1::LocalIndexScanRequest;
+        const PAGE: u32 = 10_000;
+        let mut admin = AdminClient::connect(format!("http://{}", self.address))
+            .await
+            .expect("admin connection");
+        let mut out = std::collections::BTreeSet::new();
+        let mut after = Vec::new();
+        loop {
+            let page = admin
+                .local_index_scan(LocalIndexScanRequest {
+                    collection: collection.into(),
+                    path: path.into(),
+                    after: after.clone().into(),
+                    limit: PAGE,
+                })
+                .await
+                .expect("LocalIndexScan")
+                .into_inner();
+            let done = page.entries.len() < PAGE as usize;
+            if let Some(last) = page.entries.last() {
+                after = last.entry.to_vec();
+            }
+            out.extend(page.entries.into_iter().map(|e| e.entry.to_vec()));
+            if done {
+                return out;
+            }
+        }
+    }
+
     /// Last lines of the log, for failure reports.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -340,6 +377,31 @@ impl Cluster {
                     }
                 },
             )
+            .await;
+        }
+    }
+
+    /// Wait until every running node itself lists every index of `collection` as ready
+    /// (queries use an index once the coordinator's own view says so; views lag by about a
+    /// gossip interval), asking each node's admin service directly.
+    pub async fn wait_indexes_ready(&self, collection: &str, within: Duration) {
+        use ringdb_proto::v1::admin_client::AdminClient;
+        use ringdb_proto::v1::ListIndexesRequest;
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            let what = format!("{} to list the indexes of {collection} ready", node.id);
+            wait_until(within, &what, || async move {
+                let Ok(mut admin) = AdminClient::connect(format!("http://{}", node.address)).await
+                else {
+                    return false;
+                };
+                let req = ListIndexesRequest {
+                    collection: collection.to_string(),
+                };
+                admin.list_indexes(req).await.is_ok_and(|r| {
+                    let l = r.into_inner().indexes;
+                    !l.is_empty() && l.iter().all(|i| i.state == "ready")
+                })
+            })
             .await;
         }
     }

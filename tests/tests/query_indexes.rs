@@ -13,7 +13,7 @@ use ringdb_proto::v1::client_client::ClientClient;
 use ringdb_proto::v1::{ConditionOp, ConsistencyLevel, CountRequest, FindRequest, QueryCondition};
 use ringdb_query::statement::parse_conditions;
 use ringdb_query::{order, Order};
-use ringdb_tests::{binary, wait_until, Cluster};
+use ringdb_tests::{binary, Cluster};
 use serde_json::{json, Value};
 use tonic::Code;
 
@@ -67,20 +67,6 @@ async fn load(client: &Client, collection: &str, n: u64) -> Vec<(String, Value)>
     docs
 }
 
-async fn wait_ready(client: &Client, collection: &str, within: Duration) {
-    wait_until(within, "the indexes to be ready everywhere", || {
-        let client = client.clone();
-        let collection = collection.to_string();
-        async move {
-            client
-                .indexes(Some(&collection))
-                .await
-                .is_ok_and(|l| !l.is_empty() && l.iter().all(|i| i.state == IndexState::Ready))
-        }
-    })
-    .await;
-}
-
 fn ringsh_json(host: &str, statements: &str) -> Vec<Value> {
     let out = Command::new(binary("ringsh"))
         .args(["--host", host, "--format", "json", "-e", statements])
@@ -104,7 +90,9 @@ async fn indexed_queries_need_no_allow_filtering_come_in_index_order_and_match_b
         client.create_index("people", path, false).await.unwrap();
     }
     let docs = load(&client, "people", 400).await;
-    wait_ready(&client, "people", Duration::from_secs(120)).await;
+    cluster
+        .wait_indexes_ready("people", Duration::from_secs(120))
+        .await;
     let indexed = ["age", "tags[]"];
 
     for (conditions, level) in [
@@ -391,6 +379,10 @@ async fn while_an_index_builds_queries_are_refused_or_fully_scanned_never_partia
         refusals > 0,
         "the build is paced to last 15 s: a query fell inside it"
     );
+    // Every node's view catches up within about a gossip interval.
+    cluster
+        .wait_indexes_ready("late", Duration::from_secs(60))
+        .await;
 
     // Ready: the index answers, completely, in its order, without ALLOW FILTERING.
     let found = client
@@ -409,4 +401,79 @@ async fn while_an_index_builds_queries_are_refused_or_fully_scanned_never_partia
         .await
         .unwrap();
     assert_eq!(count.count, by_age.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_and_expired_documents_leave_no_index_entries_on_any_replica() {
+    // Tombstones may be purged a second after every replica holds them.
+    let cluster = Cluster::start_with(
+        3,
+        &["--tombstone-grace-secs", "1", "--aae-interval-secs", "1"],
+    )
+    .await;
+    let client = cluster.client().await;
+    client.create_index("gone", "tags[]", false).await.unwrap();
+    let all = ringdb_client::WriteOptions::new().consistency(Consistency::All);
+    let mut live = Vec::new();
+    for i in 0..30u64 {
+        let key = format!("k{i:02}");
+        let doc = json!({"tags": [format!("t{}", i % 3), "all"]});
+        let opts = if i >= 20 {
+            all.clone().ttl(Duration::from_secs(2))
+        } else {
+            all.clone()
+        };
+        client.put_with("gone", &key, &doc, &opts).await.unwrap();
+        if i < 10 {
+            live.push((key, doc));
+        }
+    }
+    for i in 10..20 {
+        client
+            .delete_with("gone", &format!("k{i:02}"), &all)
+            .await
+            .unwrap();
+    }
+    // Once the TTLs pass, no query finds the expired or deleted documents ...
+    let path = ringdb_query::Path::parse("tags[]").unwrap();
+    let want: std::collections::BTreeSet<Vec<u8>> = live
+        .iter()
+        .flat_map(|(k, d)| ringdb_query::index::entries(&path, k, std::slice::from_ref(d)))
+        .collect();
+    let live_keys: Vec<String> = live.iter().map(|(k, _)| k.clone()).collect();
+    ringdb_tests::wait_until(Duration::from_secs(60), "expired documents unfound", || {
+        let client = client.clone();
+        let live_keys = live_keys.clone();
+        async move {
+            client
+                .find("gone")
+                .filter(r#"tags[] = "all""#)
+                .consistency(Consistency::All)
+                .all()
+                .await
+                .is_ok_and(|f| keys_of(&f) == live_keys)
+        }
+    })
+    .await;
+    // ... and every replica's index holds exactly the live documents' entries: the delete
+    // and the expiry sweep removed theirs, and the tombstone purge left nothing behind.
+    for node in &cluster.nodes {
+        ringdb_tests::wait_until(
+            Duration::from_secs(60),
+            &format!("{}'s index to hold only live documents", node.id),
+            || {
+                let want = want.clone();
+                async move { node.local_index_entries("gone", "tags[]").await == want }
+            },
+        )
+        .await;
+    }
+    let n = client
+        .count("gone")
+        .filter("tags[] EXISTS")
+        .consistency(Consistency::One)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(n.count, 10);
 }

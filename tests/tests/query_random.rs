@@ -130,25 +130,6 @@ async fn load(client: &Client, collection: &str, rng: &mut StdRng) -> BTreeMap<S
     held
 }
 
-/// Wait until every index of `collection` is ready on every node.
-async fn wait_ready(client: &Client, collection: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let all = client.indexes(Some(collection)).await.unwrap();
-        if all
-            .iter()
-            .all(|i| i.state == ringdb_client::IndexState::Ready)
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "indexes of {collection} never ready: {all:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_queries_answer_like_brute_force_over_the_acknowledged_documents() {
     let cluster = Cluster::start(3).await;
@@ -168,7 +149,11 @@ async fn random_queries_answer_like_brute_force_over_the_acknowledged_documents(
                 .unwrap();
         }
         let held = load(&client, &collection, &mut rng).await;
-        wait_ready(&client, &collection).await;
+        if !indexed.is_empty() {
+            cluster
+                .wait_indexes_ready(&collection, std::time::Duration::from_secs(120))
+                .await;
+        }
         for q in 0..QUERIES {
             let f = filter(&mut rng);
             let level = if rng.gen_bool(0.5) {

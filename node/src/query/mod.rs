@@ -63,6 +63,8 @@ pub struct QueryEngine {
     membership: Arc<Membership>,
     coordinator: Arc<Coordinator>,
     replica: Replica,
+    /// The ring's replica ranges, recomputed only when the ring changes.
+    ranges: plan::RangeCache,
 }
 
 impl QueryEngine {
@@ -74,6 +76,7 @@ impl QueryEngine {
             membership,
             coordinator,
             replica,
+            ranges: plan::RangeCache::default(),
         }
     }
 
@@ -98,9 +101,10 @@ impl QueryEngine {
         let n = self.membership.schema().replication(collection);
         level.check(n, true)?;
         let ring = self.membership.ring();
-        Coverage::plan(
-            &ring,
-            n,
+        let ranges = self.ranges.get(&ring, n);
+        Coverage::assign(
+            ranges.as_ref().clone(),
+            level.required(n),
             level,
             |node| self.membership.is_up(node),
             self.me(),

@@ -64,6 +64,58 @@ fn same_nodes(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
+/// The ring's token ranges with their replicas (nothing asked yet), neighbours with the same
+/// replicas merged: what every plan over one ring and N starts from. It walks the whole ring,
+/// so a node keeps it while the ring stays the same ([`RangeCache`]).
+pub fn replica_ranges(ring: &Ring, n: usize) -> Vec<RangePlan> {
+    let mut ranges: Vec<RangePlan> = Vec::new();
+    for (first, last, owner) in token_ranges(ring) {
+        let replicas: Vec<String> = ring
+            .preference_list(owner, n)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        // Neighbours with the same replicas (in whatever preference order) are one range:
+        // fewer, larger scans. Any of a range's live replicas may answer for it.
+        match ranges.last_mut() {
+            Some(prev) if same_nodes(&prev.replicas, &replicas) => {
+                prev.last = last;
+            }
+            _ => ranges.push(RangePlan {
+                first,
+                last,
+                replicas,
+                asked: Vec::new(),
+            }),
+        }
+    }
+    ranges
+}
+
+/// The last [`replica_ranges`] computed for each N, kept while the ring is the same one.
+#[derive(Default)]
+pub struct RangeCache {
+    held: std::sync::Mutex<Vec<(std::sync::Arc<Ring>, usize, std::sync::Arc<Vec<RangePlan>>)>>,
+}
+
+impl RangeCache {
+    /// The replica ranges of `ring` with `n` replicas per key.
+    pub fn get(&self, ring: &std::sync::Arc<Ring>, n: usize) -> std::sync::Arc<Vec<RangePlan>> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, r)) = held
+            .iter()
+            .find(|(g, m, _)| std::sync::Arc::ptr_eq(g, ring) && *m == n)
+        {
+            return r.clone();
+        }
+        let ranges = std::sync::Arc::new(replica_ranges(ring, n));
+        // Entries of an older ring are of no more use.
+        held.retain(|(g, _, _)| std::sync::Arc::ptr_eq(g, ring));
+        held.push((ring.clone(), n, ranges.clone()));
+        ranges
+    }
+}
+
 impl Coverage {
     /// The plan for a query of `collection` at `level` over `ring` with `n` replicas per
     /// key, as seen from node `me`.
@@ -75,28 +127,26 @@ impl Coverage {
         me: &str,
         collection: &str,
     ) -> Result<Coverage> {
-        let required = level.required(n);
-        let mut ranges: Vec<RangePlan> = Vec::new();
-        for (first, last, owner) in token_ranges(ring) {
-            let replicas: Vec<String> = ring
-                .preference_list(owner, n)
-                .into_iter()
-                .map(String::from)
-                .collect();
-            // Neighbours with the same replicas (in whatever preference order) are one range:
-            // fewer, larger scans. Any of a range's live replicas may answer for it.
-            match ranges.last_mut() {
-                Some(prev) if same_nodes(&prev.replicas, &replicas) => {
-                    prev.last = last;
-                }
-                _ => ranges.push(RangePlan {
-                    first,
-                    last,
-                    replicas,
-                    asked: Vec::new(),
-                }),
-            }
-        }
+        Coverage::assign(
+            replica_ranges(ring, n),
+            level.required(n),
+            level,
+            is_up,
+            me,
+            collection,
+        )
+    }
+
+    /// The plan over already computed replica ranges ([`replica_ranges`]) asking `required`
+    /// live replicas of each.
+    pub fn assign(
+        mut ranges: Vec<RangePlan>,
+        required: usize,
+        level: Level,
+        is_up: impl Fn(&str) -> bool,
+        me: &str,
+        collection: &str,
+    ) -> Result<Coverage> {
         if ranges.is_empty() {
             return Err(Error::Unavailable(format!(
                 "{level} query of {collection}: no node owns tokens yet; nothing was read"
