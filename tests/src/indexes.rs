@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use ringdb_client::Client;
 use ringdb_proto::v1::admin_client::AdminClient;
-use ringdb_proto::v1::{ListIndexesRequest, LocalIndexScanRequest};
+use ringdb_proto::v1::ListIndexesRequest;
 use ringdb_query::Path;
 use serde_json::Value;
 use tonic::transport::Channel;
@@ -52,33 +52,6 @@ pub async fn wait_listed(cluster: &Cluster, want: &[(&str, &str, &str)], within:
     }
 }
 
-/// Every entry key of an index on one node (its own replica), paging through it.
-pub async fn local_entries(node: &NodeProc, collection: &str, path: &str) -> BTreeSet<Vec<u8>> {
-    let mut admin = admin(node).await;
-    let mut out = BTreeSet::new();
-    let mut after = Vec::new();
-    loop {
-        let page = admin
-            .local_index_scan(LocalIndexScanRequest {
-                collection: collection.into(),
-                path: path.into(),
-                after: after.clone().into(),
-                limit: 10_000,
-            })
-            .await
-            .expect("LocalIndexScan")
-            .into_inner();
-        let done = page.entries.len() < 10_000;
-        if let Some(last) = page.entries.last() {
-            after = last.entry.to_vec();
-        }
-        out.extend(page.entries.into_iter().map(|e| e.entry.to_vec()));
-        if done {
-            return out;
-        }
-    }
-}
-
 /// The live siblings of each of `keys` in one node's own replica (`LocalGet`); keys it
 /// does not hold (or holds only tombstones of) are left out.
 pub async fn replica_documents(
@@ -118,7 +91,7 @@ pub async fn assert_exact(
     path: &str,
     keys: &BTreeSet<String>,
 ) -> BTreeMap<String, Vec<Value>> {
-    let held = local_entries(node, collection, path).await;
+    let held = node.local_index_entries(collection, path).await;
     let documents = replica_documents(node, collection, keys).await;
     let want = entries_of(path, &documents);
     let stale: Vec<_> = held.difference(&want).take(3).collect();

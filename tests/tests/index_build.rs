@@ -242,7 +242,12 @@ async fn an_index_built_under_write_load_answers_completely_and_is_exact_on_ever
         "no write failed during the build"
     );
 
-    // Once ready, the index answers: the FIND pages through the client and raw gRPC.
+    // Once ready, the index answers: the FIND pages through the client and raw gRPC. The
+    // node asked above said ready; each coordinator plans by its own view, which gossip
+    // brings up to date a moment later, so first every node must say so too.
+    cluster
+        .wait_indexes_ready("items", Duration::from_secs(60))
+        .await;
     let by_client = find_with_client(&client).await;
     let by_grpc = find_with_grpc(&cluster.nodes[1].address, keyspace).await;
     eprintln!("found {} at {:?}", by_client.len(), started.elapsed());
