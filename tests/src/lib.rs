@@ -13,6 +13,8 @@ use ringdb_client::{Client, Routing};
 
 pub mod faults;
 pub mod history;
+pub mod indexes;
+pub mod load;
 pub mod sim;
 
 /// Path of a workspace binary built next to the running test; panics with what to do
@@ -53,6 +55,20 @@ pub fn find_binary(name: &str) -> Result<PathBuf, PathBuf> {
     } else {
         Err(up)
     }
+}
+
+/// Run the `ringdb` command line against `host`: (exit status success, stdout, stderr).
+pub fn run_ringdb(host: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary("ringdb"))
+        .args(args)
+        .args(["--host", host])
+        .output()
+        .expect("run ringdb");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 /// A free loopback port (bound, read, released).

@@ -1,42 +1,44 @@
-//! Paging through thousands of matches with page tokens returns each document exactly once
-//! while the cluster changes between pages: a node joins, another is killed.
+//! Paging through 10,000 matches with page tokens, 100 at a time, returns each document
+//! exactly once while the cluster changes between pages: a node joins, another is killed,
+//! and later a third joins.
 
 use std::collections::BTreeSet;
 
-use ringdb_client::{Consistency, WriteOptions};
+use ringdb_client::{Consistency, Durability, WriteOptions};
+use ringdb_tests::load::put_all;
 use ringdb_tests::Cluster;
 use serde_json::json;
 
-const DOCUMENTS: usize = 2_600;
+/// Documents written; every 21st does not match, so `MATCHES` do. (Few non-matching ones:
+/// a page without an index scans every document, so each costs on every page.)
+const DOCUMENTS: usize = 10_500;
+const MATCHES: usize = 10_000;
 const PAGE: u32 = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_return_each_match_once_while_a_node_joins_and_another_dies() {
+    let started = std::time::Instant::now();
     let mut cluster = Cluster::start(3).await;
     let client = cluster.client().await;
-    let all = WriteOptions::new().consistency(Consistency::All);
-    let mut expected = BTreeSet::new();
-    let keys: Vec<usize> = (0..DOCUMENTS).collect();
-    for chunk in keys.chunks(64) {
-        let writes = chunk.iter().map(|i| {
-            let (client, all) = (client.clone(), all.clone());
-            async move {
-                let kind = if i % 6 == 5 { "b" } else { "a" };
-                let key = format!("doc{i:05}");
-                client
-                    .put_with("pages", &key, &json!({"kind": kind, "i": i}), &all)
-                    .await
-                    .unwrap();
-                (key, kind)
-            }
-        });
-        for (key, kind) in futures::future::join_all(writes).await {
-            if kind == "a" {
-                expected.insert(key);
-            }
-        }
-    }
-    assert!(expected.len() > 2_000);
+    // The preload is acknowledged in memory, not after fsync: no node that holds these
+    // documents restarts in this test (n2 is killed and stays dead, the others run
+    // throughout), so what the claim rests on is every replica holding every document
+    // (ALL), not that it survives a crash. It makes the load several times cheaper.
+    let all = WriteOptions::new()
+        .consistency(Consistency::All)
+        .durability(Durability::Memory);
+    let kind = |i: usize| if i % 21 == 20 { "b" } else { "a" };
+    let docs = (0..DOCUMENTS).map(|i| (format!("doc{i:05}"), json!({"kind": kind(i), "i": i})));
+    let retried = put_all(&client, "pages", docs, &all, 256).await;
+    let expected: BTreeSet<String> = (0..DOCUMENTS)
+        .filter(|&i| kind(i) == "a")
+        .map(|i| format!("doc{i:05}"))
+        .collect();
+    assert_eq!(expected.len(), MATCHES);
+    eprintln!(
+        "loaded {DOCUMENTS} documents ({retried} refusals retried) at {:?}",
+        started.elapsed()
+    );
 
     let query = client
         .find("pages")
@@ -63,14 +65,22 @@ async fn pages_return_each_match_once_while_a_node_joins_and_another_dies() {
             Some(t) => token = Some(t),
             None => break,
         }
-        if pages == 4 {
-            cluster.add_node().await;
-        }
-        if pages == 9 {
-            cluster.node("n2").kill9();
+        // A node joins, one is killed, and later another joins (while the dead one is
+        // still down), each between two pages.
+        match pages {
+            4 | 60 => {
+                cluster.add_node().await;
+                eprintln!(
+                    "a node joined after page {pages} at {:?}",
+                    started.elapsed()
+                );
+            }
+            30 => cluster.node("n2").kill9(),
+            _ => {}
         }
     }
-    assert!(pages >= 21, "{pages} pages");
+    eprintln!("{pages} pages read at {:?}", started.elapsed());
+    assert!(pages >= MATCHES / PAGE as usize, "{pages} pages");
     let distinct: BTreeSet<String> = seen.iter().cloned().collect();
     assert_eq!(distinct.len(), seen.len(), "a document came back twice");
     assert_eq!(distinct, expected, "every match once");
