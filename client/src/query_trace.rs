@@ -69,6 +69,8 @@ pub struct ScanTrace {
     pub stopped: bool,
     /// Why it failed, or whom it stood in for.
     pub detail: String,
+    /// How the replica found its candidates: "index on PATH" or "full scan (...)".
+    pub source: String,
 }
 
 impl QueryTrace {
@@ -101,6 +103,7 @@ impl QueryTrace {
                     candidates: s.candidates,
                     stopped: s.stopped,
                     detail: s.detail,
+                    source: s.source,
                 })
                 .collect(),
             rounds: t.rounds,

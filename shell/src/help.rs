@@ -96,10 +96,11 @@ pub const STATEMENTS: &[StatementHelp] = &[
     StatementHelp {
         name: "FIND",
         usage: "FIND <collection> [FIELDS <path>, ...] [WHERE <cond> [AND <cond>]...] [LIMIT <n>] [PAGE <token>] [ALLOW FILTERING] [CONSISTENCY <level>]",
-        summary: "documents whose fields match, in a fixed order, with their siblings and contexts; <cond> is <path> =|!=|<|<=|>|>= <json>, <path> IN (<json>, ...) or <path> EXISTS",
+        summary: "documents whose fields match, with their siblings and contexts, ordered by the first condition with a ready index (else by key); a condition on a path without a ready index needs ALLOW FILTERING (a full scan); <cond> is <path> =|!=|<|<=|>|>= <json>, <path> IN (<json>, ...) or <path> EXISTS",
         examples: &[
             "FIND users LIMIT 10                                   -- every document, in key order",
-            "FIND users WHERE age >= 18 AND tags[] = \"rust\" ALLOW FILTERING",
+            "FIND users WHERE age >= 18                            -- served by an index on age, in age order",
+            "FIND users WHERE age >= 18 AND tags[] = \"rust\" ALLOW FILTERING   -- tags[] has no index",
             "FIND users FIELDS name, address.city WHERE address.city IN (\"Oslo\", \"Bergen\") ALLOW FILTERING",
             "FIND users LIMIT 10 PAGE <token printed by the last page>",
         ],

@@ -125,6 +125,7 @@ pub fn trace_table(t: &QueryTrace, style: Style) -> String {
                 Cell::from(s.scanned.to_string()),
                 Cell::from(s.candidates.to_string()),
                 Cell::from(if s.stopped { "stopped" } else { "" }),
+                Cell::from(s.source.clone()),
                 Cell::from(s.detail.clone()),
             ]
         })
@@ -136,9 +137,11 @@ pub fn trace_table(t: &QueryTrace, style: Style) -> String {
     };
     let scans = table(
         &[
-            "NODE", "ROUND", "RANGES", "OUTCOME", "LATENCY", "SCANNED", matched, "", "",
+            "NODE", "ROUND", "RANGES", "OUTCOME", "LATENCY", "SCANNED", matched, "", "SOURCE", "",
         ],
-        &[false, true, true, false, true, true, true, false, false],
+        &[
+            false, true, true, false, true, true, true, false, false, false,
+        ],
         &rows,
         style,
     );
@@ -183,6 +186,7 @@ pub fn trace_json(t: &QueryTrace) -> Value {
                 "scanned": s.scanned,
                 "candidates": s.candidates,
                 "stopped": s.stopped,
+                "source": s.source,
                 "detail": s.detail,
             })
         })

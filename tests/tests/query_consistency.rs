@@ -93,16 +93,28 @@ async fn a_replica_that_missed_writes_neither_resurrects_nor_hides_and_is_repair
     )
     .await;
     let client = cluster.client().await;
-    let (c, paged) = ("tickets", "paged");
+    let (c, paged, indexed) = ("tickets", "paged", "indexed");
+    // The third collection is queried through an index on status: n3's index entries go
+    // stale with its documents.
+    client.create_index(indexed, "status", false).await.unwrap();
     let mut held = BTreeMap::new();
     let mut held_paged = BTreeMap::new();
-    for (name, h) in [(c, &mut held), (paged, &mut held_paged)] {
+    let mut held_indexed = BTreeMap::new();
+    for (name, h) in [
+        (c, &mut held),
+        (paged, &mut held_paged),
+        (indexed, &mut held_indexed),
+    ] {
         *h = write_all_open(&client, name).await;
     }
     cluster.node("n3").stop();
     cluster.wait_all_up().await;
     let n1 = cluster.nodes[0].client().await;
-    for (name, h) in [(c, &mut held), (paged, &mut held_paged)] {
+    for (name, h) in [
+        (c, &mut held),
+        (paged, &mut held_paged),
+        (indexed, &mut held_indexed),
+    ] {
         change_while_down(&n1, name, h).await;
     }
 
@@ -175,22 +187,100 @@ async fn a_replica_that_missed_writes_neither_resurrects_nor_hides_and_is_repair
     assert_eq!(seen, open_keys(&held_paged));
     assert!(most_rounds > 1, "stale candidates cost a page extra rounds");
 
-    // The query repaired n3's copies of what it re-checked.
-    wait_until(Duration::from_secs(20), "n3 repaired by the query", || {
-        let (n3, held) = (n3.clone(), held.clone());
+    // The same through n3's stale index, in small pages: no ALLOW FILTERING, every replica
+    // reads its index, and the answer is still exactly the open documents.
+    wait_until(Duration::from_secs(60), "the status index ready", || {
+        let n3 = n3.clone();
         async move {
-            for i in (0..15).chain(30..35).chain(40..45) {
-                let key = format!("k{i:02}");
-                let local = n3.local_get(c, &key).await.unwrap();
-                let want: Vec<Value> = held.get(&key).cloned().into_iter().collect();
-                if local.values != want {
-                    return false;
-                }
-            }
-            true
+            n3.indexes(Some("indexed"))
+                .await
+                .is_ok_and(|l| l.len() == 1 && l[0].state == ringdb_client::IndexState::Ready)
         }
     })
     .await;
+    let (mut seen, mut token, mut dropped) = (Vec::new(), None, 0);
+    loop {
+        let q = n3
+            .find(indexed)
+            .filter(r#"status = "open""#)
+            .consistency(Consistency::Quorum)
+            .trace(true)
+            .page_size(4);
+        let page = match token.take() {
+            Some(t) => q.after(t),
+            None => q,
+        }
+        .page()
+        .await
+        .unwrap();
+        let t = page.trace.expect("a trace");
+        assert!(
+            t.scans.iter().all(|s| s.source == "index on status"),
+            "{t:?}"
+        );
+        dropped += t.dropped;
+        for d in &page.documents {
+            assert_eq!(d.values, vec![held_indexed[&d.key].clone()], "{}", d.key);
+        }
+        seen.extend(keys(&page.documents));
+        match page.next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, open_keys(&held_indexed));
+    assert!(
+        dropped >= 15,
+        "n3's stale entries were re-checked and dropped"
+    );
+    let count = n3
+        .count(indexed)
+        .filter(r#"status = "closed""#)
+        .consistency(Consistency::Quorum)
+        .run()
+        .await
+        .unwrap();
+    let closed = held_indexed
+        .values()
+        .filter(|d| d["status"] == "closed")
+        .count();
+    assert_eq!(count.count as usize, closed);
+
+    // The queries repaired n3's copies of what they re-checked (and so its index entries:
+    // a COUNT at ONE through n3's own index now sees the repaired documents).
+    for (name, held) in [(c, &held), (indexed, &held_indexed)] {
+        wait_until(Duration::from_secs(20), "n3 repaired by the query", || {
+            let (n3, held) = (n3.clone(), held.clone());
+            async move {
+                for i in (0..15).chain(30..35).chain(40..45) {
+                    let key = format!("k{i:02}");
+                    let local = n3.local_get(name, &key).await.unwrap();
+                    let want: Vec<Value> = held.get(&key).cloned().into_iter().collect();
+                    if local.values != want {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await;
+    }
+    let own = n3
+        .count(indexed)
+        .filter(r#"status = "open""#)
+        .consistency(Consistency::One)
+        .trace(true)
+        .run()
+        .await
+        .unwrap();
+    let t = own.trace.unwrap();
+    assert!(
+        t.scans
+            .iter()
+            .all(|s| s.node == "n3" && s.source == "index on status"),
+        "{t:?}"
+    );
+    assert_eq!(own.count as usize, open_keys(&held_indexed).len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

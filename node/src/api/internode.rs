@@ -179,6 +179,7 @@ impl InternodeService {
                 .collect(),
             stopped: answer.stopped,
             scanned: answer.scanned,
+            source: answer.source,
         })
     }
 
@@ -199,6 +200,7 @@ impl InternodeService {
             partial: answer.partial.to_bytes().into(),
             scanned: answer.scanned,
             matched: answer.matched,
+            source: answer.source,
         })
     }
 

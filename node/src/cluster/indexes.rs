@@ -283,10 +283,42 @@ pub struct ClusterIndex {
     pub nodes: Vec<(String, NodeIndex)>,
 }
 
+/// Whether queries may use an index, as this node sees the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Every live NORMAL node reports it ready: every document is indexed everywhere.
+    Ready,
+    /// Defined, but not ready on some live NORMAL node: the slowest such node and its state.
+    Building {
+        /// The slowest node.
+        node: String,
+        /// How far it has come.
+        state: NodeIndex,
+    },
+    /// No index is defined on that path.
+    Absent,
+}
+
+impl std::fmt::Display for NodeIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeIndex::Ready => write!(f, "ready"),
+            NodeIndex::Building { done, total } => {
+                write!(f, "{done} of about {total} keys indexed")
+            }
+            NodeIndex::Unknown => write!(f, "not started, it has not heard of the index yet"),
+        }
+    }
+}
+
 /// A member's state of the index on `path` of `collection`.
 fn state_in(s: &MemberState, collection: &str, path: &str) -> NodeIndex {
-    match s
-        .indexes
+    state_among(&s.indexes, collection, path)
+}
+
+/// The state of the index on `path` of `collection` among a member's reported states.
+fn state_among(indexes: &[NodeIndexState], collection: &str, path: &str) -> NodeIndex {
+    match indexes
         .iter()
         .find(|i| i.collection == collection && i.path == path)
     {
@@ -303,6 +335,43 @@ impl Membership {
     /// Record this node's own index states, carried by its next heartbeat.
     pub fn set_own_indexes(&self, states: Vec<NodeIndexState>) {
         self.write().own_indexes = states;
+    }
+
+    /// Whether queries may use the index on `path` of `collection` now (the same rule as
+    /// [`Membership::index_states`], without copying member states: it is asked per query).
+    pub fn index_readiness(&self, collection: &str, path: &Path) -> Readiness {
+        if self.schema.indexes().get(collection, path).is_none() {
+            return Readiness::Absent;
+        }
+        let path = path.to_string();
+        let normal = |status: &str| status.is_empty() || status == STATUS_NORMAL;
+        let mut slowest: Option<(&str, NodeIndex)> = None;
+        let now = Instant::now();
+        let inner = self.read();
+        let mut consider = |id, indexes: &[NodeIndexState]| {
+            let state = state_among(indexes, collection, &path);
+            let slower = slowest
+                .as_ref()
+                .is_none_or(|(_, s)| state.fraction() < s.fraction());
+            if state != NodeIndex::Ready && slower {
+                slowest = Some((id, state));
+            }
+        };
+        if normal(&inner.own_status) {
+            consider(self.me.id.as_str(), &inner.own_indexes);
+        }
+        for p in inner.peers.values() {
+            if p.detector.phi(now) < self.config.phi_threshold && normal(&p.state.status) {
+                consider(p.state.id.as_str(), &p.state.indexes);
+            }
+        }
+        match slowest {
+            None => Readiness::Ready,
+            Some((node, state)) => Readiness::Building {
+                node: node.to_string(),
+                state,
+            },
+        }
     }
 
     /// Every live index (of `collection`, or all) with its state across the cluster: ready

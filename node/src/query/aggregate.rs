@@ -18,7 +18,6 @@ use super::fanout::{Failure, Round};
 use super::find::Ctx;
 use super::plan::Coverage;
 use super::replica::AggregateAnswer;
-use super::source;
 use super::trace::{Recorder, Tracer};
 use super::{QueryEngine, MAX_PAGE_SIZE};
 use crate::coordinator::Level;
@@ -68,7 +67,7 @@ impl QueryEngine {
     }
 
     async fn run_aggregate(&self, q: &AggregateQuery, tracer: Tracer<'_>) -> Result<Partial> {
-        let plan = source::plan(q.statement, &q.collection, &q.filter, q.allow_filtering)?;
+        let plan = self.plan(q.statement, &q.collection, &q.filter, q.allow_filtering)?;
         let mut coverage = self.coverage(&q.collection, q.level)?;
         let pushed = coverage.required == 1;
         if let Some(rec) = tracer {
@@ -76,7 +75,7 @@ impl QueryEngine {
                 q.level,
                 coverage.required,
                 coverage.ranges.len(),
-                plan.source.describe(&q.filter),
+                &plan.source.describe(&q.filter),
                 &plan.order.describe(&q.filter),
             );
             rec.with(|t| {
@@ -150,7 +149,7 @@ impl QueryEngine {
                     number: 1,
                     tracer,
                 },
-                |a: &AggregateAnswer| (a.scanned, a.matched, false),
+                |a: &AggregateAnswer| (a.scanned, a.matched, false, a.source.clone()),
                 |node, ranges| {
                     if node == me {
                         let replica = self.replica.clone();
@@ -189,6 +188,7 @@ impl QueryEngine {
                             partial,
                             scanned: r.scanned,
                             matched: r.matched,
+                            source: r.source,
                         })
                     }
                     .boxed()

@@ -60,8 +60,9 @@ pub(super) struct Answered<T> {
     pub(super) answer: T,
 }
 
-/// What the trace says of an answer: documents read, candidates, whether it stopped.
-pub(super) type Counts<T> = fn(&T) -> (u64, u64, bool);
+/// What the trace says of an answer: documents read, candidates, whether it stopped, and
+/// how the replica found them.
+pub(super) type Counts<T> = fn(&T) -> (u64, u64, bool, String);
 
 /// When a fan-out must be done, which round of the query it is, and its trace.
 #[derive(Clone, Copy)]
@@ -108,7 +109,7 @@ impl QueryEngine {
             let mut next: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             let mut timed_out = Vec::new();
             for (node, ranges, r, micros) in results {
-                let report = |outcome, counts, detail: String| {
+                let report = |outcome, counts: (u64, u64, bool, String), detail: String| {
                     if let Some(rec) = tracer {
                         rec.scan(ScanReport {
                             node: &node,
@@ -133,17 +134,25 @@ impl QueryEngine {
                     Err(_) => {
                         report(
                             ReplicaOutcome::Timeout,
-                            (0, 0, false),
+                            (0, 0, false, String::new()),
                             "no answer in time".into(),
                         );
                         timed_out.push(format!("{node} ({} token ranges)", ranges.len()));
                     }
                     Ok(Err(Failure::Final(e))) => {
-                        report(ReplicaOutcome::Failed, (0, 0, false), e.to_string());
+                        report(
+                            ReplicaOutcome::Failed,
+                            (0, 0, false, String::new()),
+                            e.to_string(),
+                        );
                         return Err(e);
                     }
                     Ok(Err(Failure::Failed(why))) => {
-                        report(ReplicaOutcome::Failed, (0, 0, false), why.clone());
+                        report(
+                            ReplicaOutcome::Failed,
+                            (0, 0, false, String::new()),
+                            why.clone(),
+                        );
                         tracing::debug!(%node, error = %why, "query scan failed; asking another replica");
                         excluded.insert(node.clone());
                         let new = coverage

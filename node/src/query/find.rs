@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::fanout::{Answered, Failure, Round};
 use super::plan::Coverage;
 use super::replica::{Candidate, ScanAnswer, ScanQuery};
-use super::source::{self, Plan};
+use super::source::Plan;
 use super::trace::{Recorder, Tracer};
 use super::{QueryEngine, MAX_PAGE_SIZE};
 use crate::coordinator::Level;
@@ -106,7 +106,7 @@ impl QueryEngine {
         page_token: Option<&str>,
         tracer: Tracer<'_>,
     ) -> Result<FoundPage> {
-        let plan: Plan = source::plan("FIND", &q.collection, &q.filter, q.allow_filtering)?;
+        let plan: Plan = self.plan("FIND", &q.collection, &q.filter, q.allow_filtering)?;
         let shape = QueryShape {
             collection: &q.collection,
             filter: &q.filter,
@@ -125,7 +125,7 @@ impl QueryEngine {
                 q.level,
                 coverage.required,
                 coverage.ranges.len(),
-                plan.source.describe(&q.filter),
+                &plan.source.describe(&q.filter),
                 &plan.order.describe(&q.filter),
             );
         }
@@ -253,7 +253,14 @@ impl QueryEngine {
             coverage,
             excluded,
             at,
-            |a: &ScanAnswer| (a.scanned, a.candidates.len() as u64, a.stopped),
+            |a: &ScanAnswer| {
+                (
+                    a.scanned,
+                    a.candidates.len() as u64,
+                    a.stopped,
+                    a.source.clone(),
+                )
+            },
             |node, ranges| {
                 if node == me {
                     let q = ScanQuery {
@@ -431,5 +438,6 @@ fn answer_from_proto(
         candidates,
         stopped: r.stopped,
         scanned: r.scanned,
+        source: r.source,
     })
 }

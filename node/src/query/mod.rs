@@ -26,7 +26,7 @@
 //!   aggregation always equals aggregating the same FIND's documents;
 //! - pages hold at most [`MAX_PAGE_SIZE`] documents.
 //!
-//! Where candidates come from (a full scan today, an index later) is decided in `source`.
+//! Where candidates come from (a ready index, or a full scan) is decided in `source`.
 
 pub mod aggregate;
 mod fanout;
@@ -106,6 +106,20 @@ impl QueryEngine {
             self.me(),
             collection,
         )
+    }
+
+    /// Plan a query (see `source`): which indexes are ready comes from this node's view of
+    /// the cluster.
+    fn plan(
+        &self,
+        statement: &str,
+        collection: &str,
+        filter: &ringdb_query::Filter,
+        allow_filtering: bool,
+    ) -> Result<source::Plan> {
+        source::plan(statement, collection, filter, allow_filtering, |p| {
+            self.membership.index_readiness(collection, p)
+        })
     }
 
     /// The encoded sibling sets of `keys` on `node` (empty bytes when it holds none).

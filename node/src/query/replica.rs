@@ -11,24 +11,32 @@
 //!   when more matching documents follow the last one reported (also when the answer was
 //!   cut short of `limit` to stay within [`MAX_ANSWER_BYTES`]);
 //! - scans are paced: documents are read and checked on the storage threads, at most
-//!   [`CHUNK_ROWS`] entries per storage job, and at most [`CONCURRENT_SCANS`] scans run on a
-//!   node at once, so foreground reads and writes keep flowing;
-//! - a stored entry that cannot be decoded fails the scan: never a silently partial answer.
+//!   [`CHUNK_ROWS`] entries per storage job, and at most [`CONCURRENT_SCANS`] full scans run
+//!   on a node at once, so foreground reads and writes keep flowing;
+//! - a stored entry that cannot be decoded fails the scan: never a silently partial answer;
+//! - an index scan (the order condition's index, when it is ready here) reports exactly what
+//!   a full scan in the same order would, for documents not written during the scan: a
+//!   document is reported at the first of its entries that lies at or after its
+//!   `position_after` (the entry scan meets its entries in order, so that is its position),
+//!   once; when the index is not ready here the replica answers by a full scan instead;
+//! - an aggregation served by an index folds each document once, at its first satisfying
+//!   entry (its `position`); a document rewritten during the scan may be folded under its
+//!   old and new values or neither, as with any scan that is not a snapshot.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ringdb_query::order::position_after;
-use ringdb_query::{AggregateSpec, Filter, Order, Partial, Position};
+use ringdb_query::order::{position, position_after};
+use ringdb_query::{AggregateSpec, Filter, Order, Partial, Path, Position, ScanRange};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::source::Source;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::ring::Token;
-use crate::storage::{Storage, Visited, Visitor};
+use crate::ring::{token_for, Token};
+use crate::storage::{IndexError, IndexHit, IndexState, Storage, Visited, Visitor};
 use crate::version::SiblingSet;
 
 /// Engine entries read per storage job of a scan.
@@ -78,6 +86,8 @@ pub struct ScanAnswer {
     pub stopped: bool,
     /// Documents of the collection read.
     pub scanned: u64,
+    /// How this replica found them (for traces).
+    pub source: String,
 }
 
 /// A replica's partial aggregation.
@@ -89,6 +99,8 @@ pub struct AggregateAnswer {
     pub scanned: u64,
     /// Documents that matched.
     pub matched: u64,
+    /// How this replica found them (for traces).
+    pub source: String,
 }
 
 /// The documents a replica's visitor is shown, decoded: live siblings after expiry.
@@ -250,11 +262,6 @@ impl Replica {
             .await
             .map_err(|_| Error::Internal("query scans are shut down".into()))?;
         for &(first, last) in ranges {
-            if first > last {
-                return Err(Error::InvalidArgument(format!(
-                    "token range [{first}, {last}] has first > last"
-                )));
-            }
             let mut after = None;
             loop {
                 let (v, next) = self
@@ -273,31 +280,31 @@ impl Replica {
         Ok(visitor)
     }
 
-    /// This replica's first `limit` matching documents after the resume point.
+    /// This replica's first `limit` matching documents after the resume point: from the
+    /// order condition's index when it is ready here, else by a full scan.
     pub async fn scan(&self, q: ScanQuery) -> Result<ScanAnswer> {
+        check_ranges(&q.ranges)?;
         let limit = q.limit.max(1);
-        let found = match Source::for_scan(q.order) {
-            Source::FullScan => {
-                let visitor = FirstMatches {
-                    filter: Arc::new(q.filter),
-                    order: q.order,
-                    after: q.after,
-                    limit,
-                    best: BinaryHeap::new(),
-                    matched: 0,
-                    decoder: Decoder::new(self.clock.now_ms()),
+        let mut fallback = None;
+        let mut found = None;
+        if let Source::Index(path) = Source::for_scan(&q.filter, q.order) {
+            match self.index_first(&q, &path, limit).await? {
+                Ok(f) => found = Some((f, format!("index on {path}"))),
+                Err(why) => fallback = Some(why),
+            }
+        }
+        let (found, source) = match found {
+            Some(f) => f,
+            None => {
+                let f = self.full_first(q, limit).await?;
+                let source = match fallback {
+                    Some(why) => format!("full scan ({why})"),
+                    None => "full scan".to_string(),
                 };
-                self.visit_all(&q.collection, &q.ranges, visitor).await?
+                (f, source)
             }
         };
-        found.decoder.check()?;
-        let mut candidates: Vec<Candidate> = found
-            .best
-            .into_sorted_vec()
-            .into_iter()
-            .map(|h| h.0)
-            .collect();
-        let mut stopped = found.matched > candidates.len() as u64;
+        let (mut candidates, mut stopped, scanned) = found;
         let mut bytes = 0usize;
         if let Some(cut) = candidates.iter().position(|c| {
             bytes += c.siblings.len();
@@ -309,11 +316,143 @@ impl Replica {
         Ok(ScanAnswer {
             candidates,
             stopped,
-            scanned: found.decoder.scanned,
+            scanned,
+            source,
         })
     }
 
-    /// This replica's partial aggregation of its matching documents in `ranges`.
+    /// The first `limit` matches by a full scan: (candidates in order, more follow, read).
+    async fn full_first(&self, q: ScanQuery, limit: usize) -> Result<(Vec<Candidate>, bool, u64)> {
+        let visitor = FirstMatches {
+            filter: Arc::new(q.filter),
+            order: q.order,
+            after: q.after,
+            limit,
+            best: BinaryHeap::new(),
+            matched: 0,
+            decoder: Decoder::new(self.clock.now_ms()),
+        };
+        let found = self.visit_all(&q.collection, &q.ranges, visitor).await?;
+        found.decoder.check()?;
+        let candidates: Vec<Candidate> = found
+            .best
+            .into_sorted_vec()
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        let stopped = found.matched > candidates.len() as u64;
+        Ok((candidates, stopped, found.decoder.scanned))
+    }
+
+    /// The first `limit` matches from the order condition's index on `path`, or why the
+    /// index cannot serve here (not defined or still building on this replica).
+    async fn index_first(
+        &self,
+        q: &ScanQuery,
+        path: &Path,
+        limit: usize,
+    ) -> Result<std::result::Result<(Vec<Candidate>, bool, u64), String>> {
+        let Some(condition) = q.order.condition(&q.filter) else {
+            return Ok(Err("no order condition".into()));
+        };
+        let mut decoder = Decoder::new(self.clock.now_ms());
+        let mut out: Vec<Candidate> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let cursor = q.after.as_ref().and_then(Position::entry_key);
+        let walked = self
+            .walk_index(
+                &q.collection,
+                path,
+                &condition.ranges(),
+                &q.ranges,
+                cursor,
+                limit + 1,
+                |hit| {
+                    let Some(live) = decoder.live(&hit.key, &hit.siblings) else {
+                        return true;
+                    };
+                    let Some(p) =
+                        position_after(&q.filter, q.order, &hit.key, &live, q.after.as_ref())
+                    else {
+                        return true;
+                    };
+                    // Its position lies at or before this entry (else a later entry of it
+                    // gives it), and it is reported once.
+                    let due = p.entry_key().is_some_and(|e| e <= hit.entry);
+                    if due && seen.insert(hit.key.clone()) {
+                        out.push(Candidate {
+                            key: hit.key,
+                            siblings: hit.siblings,
+                            position: p,
+                        });
+                    }
+                    out.len() <= limit
+                },
+            )
+            .await?;
+        if let Err(why) = walked {
+            return Ok(Err(why));
+        }
+        decoder.check()?;
+        out.sort_by(|a, b| a.position.cmp(&b.position));
+        let stopped = out.len() > limit;
+        out.truncate(limit);
+        Ok(Ok((out, stopped, decoder.scanned)))
+    }
+
+    /// Show `visit` the entries of the index on `path` of `collection` in `entry_ranges`
+    /// after `cursor`, for documents whose token lies in `tokens`, in entry order, chunk by
+    /// chunk, until it returns false or the entries run out. The first chunk reads about
+    /// `expect` entries, later ones more. `Err(why)` when the index cannot serve here.
+    #[allow(clippy::too_many_arguments)]
+    async fn walk_index(
+        &self,
+        collection: &str,
+        path: &Path,
+        entry_ranges: &[ScanRange],
+        tokens: &[(Token, Token)],
+        mut cursor: Option<Vec<u8>>,
+        expect: usize,
+        mut visit: impl FnMut(IndexHit) -> bool,
+    ) -> Result<std::result::Result<(), String>> {
+        let keep = |key: &str| {
+            let t = token_for(collection, key);
+            tokens.iter().any(|&(first, last)| first <= t && t <= last)
+        };
+        let mut chunk = expect.clamp(16, CHUNK_ROWS);
+        loop {
+            let page = match self
+                .storage
+                .index_page(
+                    collection,
+                    path,
+                    entry_ranges,
+                    cursor.as_deref(),
+                    chunk,
+                    &keep,
+                )
+                .await
+            {
+                Ok(page) => page,
+                Err(IndexError::Storage(e)) => return Err(e.into()),
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            for hit in page.hits {
+                if !visit(hit) {
+                    return Ok(Ok(()));
+                }
+            }
+            match page.resume {
+                Some(r) => cursor = Some(r),
+                None => return Ok(Ok(())),
+            }
+            chunk = (chunk * 2).min(CHUNK_ROWS * 4);
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// This replica's partial aggregation of its matching documents in `ranges`: from the
+    /// first condition whose index is ready here, else by a full scan.
     pub async fn aggregate(
         &self,
         collection: &str,
@@ -321,6 +460,23 @@ impl Replica {
         ranges: &[(Token, Token)],
         spec: AggregateSpec,
     ) -> Result<AggregateAnswer> {
+        check_ranges(ranges)?;
+        let indexed = filter.conditions().iter().position(|c| {
+            matches!(
+                self.storage.indexes().state_of(collection, c.path()),
+                Some(IndexState::Ready)
+            )
+        });
+        let mut fallback = None;
+        if let Some(i) = indexed {
+            match self
+                .index_fold(collection, &filter, Order::Condition(i), ranges, &spec)
+                .await?
+            {
+                Ok(answer) => return Ok(answer),
+                Err(why) => fallback = Some(why),
+            }
+        }
         let visitor = Fold {
             filter: Arc::new(filter),
             partial: Partial::new(spec),
@@ -333,120 +489,73 @@ impl Replica {
             partial: folded.partial,
             scanned: folded.decoder.scanned,
             matched: folded.matched,
+            source: match fallback {
+                Some(why) => format!("full scan ({why})"),
+                None => "full scan".to_string(),
+            },
         })
+    }
+
+    /// Fold the matching documents met in the index of `order`'s condition, each at its
+    /// position's entry (so once), or why that index cannot serve here.
+    async fn index_fold(
+        &self,
+        collection: &str,
+        filter: &Filter,
+        order: Order,
+        ranges: &[(Token, Token)],
+        spec: &AggregateSpec,
+    ) -> Result<std::result::Result<AggregateAnswer, String>> {
+        let Some(condition) = order.condition(filter) else {
+            return Ok(Err("no order condition".into()));
+        };
+        let mut decoder = Decoder::new(self.clock.now_ms());
+        let mut partial = Partial::new(spec.clone());
+        let mut matched = 0u64;
+        let walked = self
+            .walk_index(
+                collection,
+                condition.path(),
+                &condition.ranges(),
+                ranges,
+                None,
+                CHUNK_ROWS,
+                |hit| {
+                    let Some(live) = decoder.live(&hit.key, &hit.siblings) else {
+                        return true;
+                    };
+                    let at_entry = position(filter, order, &hit.key, &live)
+                        .and_then(|p| p.entry_key())
+                        .is_some_and(|e| e == hit.entry);
+                    if at_entry && partial.add_document(&live, filter) {
+                        matched += 1;
+                    }
+                    true
+                },
+            )
+            .await?;
+        if let Err(why) = walked {
+            return Ok(Err(why));
+        }
+        decoder.check()?;
+        Ok(Ok(AggregateAnswer {
+            partial,
+            scanned: decoder.scanned,
+            matched,
+            source: format!("index on {}", condition.path()),
+        }))
+    }
+}
+
+/// Token ranges must each have `first <= last`.
+fn check_ranges(ranges: &[(Token, Token)]) -> Result<()> {
+    match ranges.iter().find(|(first, last)| first > last) {
+        Some((first, last)) => Err(Error::InvalidArgument(format!(
+            "token range [{first}, {last}] has first > last"
+        ))),
+        None => Ok(()),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-    use crate::storage::{Durability, MemEngine, Mint, PoolConfig};
-    use crate::version::CausalContext;
-    use ringdb_query::statement::parse_conditions;
-
-    async fn replica_with(docs: &[(&str, &str)]) -> (Replica, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new(1_000));
-        let storage = Storage::start_with_clock(
-            Arc::new(MemEngine::default()),
-            PoolConfig::default(),
-            clock.clone(),
-        )
-        .unwrap();
-        for (key, json) in docs {
-            let mint = Mint {
-                actor: "n1.1".into(),
-                context: CausalContext::new(),
-                value: Some(Bytes::from(json.to_string())),
-                timestamp_ms: 1,
-                expires_ms: key.starts_with("ttl").then_some(2_000),
-            };
-            storage
-                .mint("c", key, mint, Durability::Memory)
-                .await
-                .unwrap();
-        }
-        (Replica::new(storage, clock.clone()), clock)
-    }
-
-    fn all() -> Vec<(Token, Token)> {
-        vec![(Token::MIN, Token::MAX)]
-    }
-
-    fn keys(a: &ScanAnswer) -> Vec<&str> {
-        a.candidates.iter().map(|c| c.key.as_str()).collect()
-    }
-
-    #[tokio::test]
-    async fn a_scan_reports_the_first_matches_in_key_order_and_says_when_it_stopped() {
-        let docs: Vec<(String, String)> = (0..40)
-            .map(|i| {
-                (
-                    format!("k{i:02}"),
-                    format!(r#"{{"n": {i}, "even": {}}}"#, i % 2 == 0),
-                )
-            })
-            .collect();
-        let docs: Vec<(&str, &str)> = docs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let (r, _) = replica_with(&docs).await;
-        let q = |after: Option<&str>, limit| ScanQuery {
-            collection: "c".into(),
-            filter: parse_conditions("even = true").unwrap(),
-            order: Order::Key,
-            ranges: all(),
-            after: after.map(|k| Position::new(None, k)),
-            limit,
-        };
-        let a = r.scan(q(None, 3)).await.unwrap();
-        assert_eq!(keys(&a), ["k00", "k02", "k04"]);
-        assert!(a.stopped);
-        assert_eq!(a.scanned, 40);
-        let a = r.scan(q(Some("k33"), 10)).await.unwrap();
-        assert_eq!(keys(&a), ["k34", "k36", "k38"]);
-        assert!(!a.stopped, "exactly the rest");
-        let a = r.scan(q(Some("k35"), 3)).await.unwrap();
-        assert_eq!(keys(&a), ["k36", "k38"]);
-        assert!(!a.stopped);
-    }
-
-    #[tokio::test]
-    async fn expired_and_unparsable_documents_are_handled_not_skipped_silently() {
-        let (r, clock) = replica_with(&[("a", r#"{"x": 1}"#), ("ttl1", r#"{"x": 1}"#)]).await;
-        let q = ScanQuery {
-            collection: "c".into(),
-            filter: parse_conditions("x = 1").unwrap(),
-            order: Order::Key,
-            ranges: all(),
-            after: None,
-            limit: 10,
-        };
-        assert_eq!(keys(&r.scan(q.clone()).await.unwrap()), ["a", "ttl1"]);
-        clock.advance(std::time::Duration::from_secs(5));
-        assert_eq!(
-            keys(&r.scan(q.clone()).await.unwrap()),
-            ["a"],
-            "expired reads as deleted"
-        );
-        let spec = AggregateSpec::count_all();
-        let agg = r
-            .aggregate("c", q.filter.clone(), &all(), spec)
-            .await
-            .unwrap();
-        assert_eq!(agg.matched, 1);
-        assert_eq!(
-            agg.partial.finish_count().unwrap(),
-            serde_json::json!({"count": 1})
-        );
-        // A stored entry that is not a sibling set fails the scan.
-        let bad = crate::storage::storage_key(crate::ring::token_for("c", "bad"), "c", "bad");
-        r.storage
-            .run(move |e| e.put(&bad, b"garbage").map(|_| ()))
-            .await
-            .unwrap();
-        let e = r.scan(q).await.unwrap_err();
-        assert!(
-            matches!(&e, Error::Internal(m) if m.contains("bad")),
-            "{e:?}"
-        );
-    }
-}
+mod tests;

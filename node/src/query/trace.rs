@@ -33,8 +33,9 @@ pub struct ScanReport<'a> {
     pub outcome: ReplicaOutcome,
     /// Microseconds it took.
     pub micros: u64,
-    /// Documents read, candidates reported, whether it stopped at its limit.
-    pub counts: (u64, u64, bool),
+    /// Documents read, candidates reported, whether it stopped at its limit, and how the
+    /// replica found them.
+    pub counts: (u64, u64, bool, String),
     /// Why it failed, or whom it stood in for.
     pub detail: String,
 }
@@ -83,6 +84,7 @@ impl Recorder {
                 candidates: r.counts.1,
                 stopped: r.counts.2,
                 detail: r.detail,
+                source: r.counts.3,
             })
         });
     }

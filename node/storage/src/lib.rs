@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 
 pub use engine::{Engine, MemEngine, Pairs, SledEngine, Space};
 pub use indexes::{
-    BuildPace, IndexCatalog, IndexError, IndexHit, IndexState, IndexStatus, Progress,
+    BuildPace, IndexCatalog, IndexError, IndexHit, IndexPage, IndexState, IndexStatus, Progress,
 };
 use keys::{parse_entry, token_prefix};
 pub use keys::{storage_key, Entry};

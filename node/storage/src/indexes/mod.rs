@@ -76,7 +76,7 @@ use std::fmt;
 
 pub use build::BuildPace;
 pub use catalog::IndexCatalog;
-pub use scan::{IndexError, IndexHit, MAX_SCAN_LIMIT};
+pub use scan::{IndexError, IndexHit, IndexPage, MAX_SCAN_LIMIT};
 
 use ringdb_query::Path;
 

@@ -71,6 +71,18 @@ pub struct IndexHit {
     pub siblings: Bytes,
 }
 
+/// One bounded step of an index scan ([`Storage::index_page`]).
+#[derive(Debug, Clone, Default)]
+pub struct IndexPage {
+    /// The entries read that the caller kept, in entry-key order, with their documents.
+    pub hits: Vec<IndexHit>,
+    /// Index entries read (kept or not).
+    pub read: usize,
+    /// The last entry key read when the scan stopped at its limit: more entries may follow,
+    /// so the next step resumes strictly after it. `None`: the ranges are exhausted.
+    pub resume: Option<Vec<u8>>,
+}
+
 impl Storage {
     /// Scan the index on `path` of `collection`: up to `limit` (at most
     /// [`MAX_SCAN_LIMIT`]) entries lying in `ranges` (sorted and disjoint, as
@@ -90,8 +102,26 @@ impl Storage {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<IndexHit>, IndexError> {
+        let page = self
+            .index_page(collection, path, ranges, after, limit, &|_| true)
+            .await?;
+        Ok(page.hits)
+    }
+
+    /// One step of an index scan, as [`Storage::index_scan`], that also says where to
+    /// resume: reads up to `limit` entries and keeps those whose document key passes
+    /// `keep` (a query keeps the keys in its token ranges), reading only their documents.
+    pub async fn index_page(
+        &self,
+        collection: &str,
+        path: &Path,
+        ranges: &[ScanRange],
+        after: Option<&[u8]>,
+        limit: usize,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<IndexPage, IndexError> {
         let id = self.ready_index(collection, path)?;
-        let limit = limit.min(MAX_SCAN_LIMIT);
+        let limit = limit.clamp(1, MAX_SCAN_LIMIT);
         let mut ranges: Vec<ScanRange> = match after {
             Some(a) => ranges.iter().filter_map(|r| r.after(a)).collect(),
             None => ranges.to_vec(),
@@ -120,13 +150,16 @@ impl Storage {
         if self.ready_index(collection, path)? != id {
             return Err(self.not_ready(collection, path));
         }
+        let read = entries.len();
+        let resume = (read == limit).then(|| entries[read - 1].clone());
         let mut parsed = Vec::with_capacity(entries.len());
         for entry in entries {
             match split_entry(&entry) {
-                Ok((value, key)) => {
+                Ok((value, key)) if keep(key) => {
                     let key = key.to_string();
                     parsed.push((entry, value, key));
                 }
+                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(error = %e, collection, %path, "unreadable index entry skipped")
                 }
@@ -137,7 +170,7 @@ impl Storage {
             .map(|(_, _, key)| storage_key(token_for(collection, key), collection, key))
             .collect();
         let sets = self.read_many(keys).await?;
-        Ok(parsed
+        let hits = parsed
             .into_iter()
             .zip(sets)
             .filter_map(|((entry, value, key), set)| {
@@ -148,7 +181,8 @@ impl Storage {
                     siblings,
                 })
             })
-            .collect())
+            .collect();
+        Ok(IndexPage { hits, read, resume })
     }
 
     /// The raw entry keys of the index on `path` of `collection` on this replica, whatever
