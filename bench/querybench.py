@@ -224,6 +224,8 @@ def ring_query(cluster, a, kind, level):
             "--concurrency", str(a.concurrency), "--read-consistency", level]
     if a.allow_filtering:
         args.append("--allow-filtering")
+    if a.timeout_ms:
+        args += ["--timeout-ms", str(a.timeout_ms)]
     meter = PidCpuMeter(cluster.pids)
     la = loadavg()
     r = cluster.bench(*args)
@@ -398,6 +400,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--allow-filtering", action="store_true",
                     help="send ALLOW FILTERING (while queries cannot read the indexes)")
+    ap.add_argument("--timeout-ms", type=int, default=0,
+                    help="RingDB's per-query deadline (0: the server's 10 s); pgbench has none")
     ap.add_argument("--bytes-duration", type=int, default=5,
                     help="seconds of sequential COUNTs (and of idle traffic) per bytes figure")
     ap.add_argument("--bytes-replication", type=int, default=1,

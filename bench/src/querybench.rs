@@ -3,8 +3,9 @@
 //! same queries pgbench sends to PostgreSQL: worker `c` of `C` runs queries `c`, `c + C`,
 //! `c + 2C`, ... in a closed loop for `--duration` seconds.
 //!
-//! Every answer is checked: a FIND must return [`Queries::expected_rows`] documents and a
-//! COUNT must answer [`Queries::expected_count`]. A wrong answer is an error
+//! Every answer is checked: a FIND must return [`Queries::expected_rows`] documents (a range
+//! query the first 100 in score order, see [`range_misorder`]) and a COUNT must answer
+//! [`Queries::expected_count`]. A wrong answer is an error
 //! (`WRONG_ROWS`), counted and reported like a failed call, and its latency is not
 //! recorded. The last stdout line is one JSON object, like the YCSB workloads'.
 
@@ -63,12 +64,14 @@ pub struct QueryArgs {
 }
 
 /// What one query's answer says: how many rows, or the count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// A FIND returned this many documents.
     Rows(u64),
     /// A COUNT answered this number.
     Count(u64),
+    /// A range query's documents were not the right ones in score order: why.
+    Misordered(String),
 }
 
 /// Whether `answer` is right for `query`; `Err` explains what was wrong.
@@ -76,6 +79,14 @@ pub fn check(queries: &Queries, query: &Query, answer: Answer) -> Result<(), Str
     let (want, got, what) = match answer {
         Answer::Count(n) => (queries.expected_count(), n, "count"),
         Answer::Rows(n) => (queries.expected_rows(query), n, "rows"),
+        Answer::Misordered(why) => {
+            return Err(format!(
+                "query {} of {} ({}): {why}",
+                query.i,
+                query.kind.name(),
+                query.ringsh("<collection>")
+            ))
+        }
     };
     if want == got {
         Ok(())
@@ -187,9 +198,33 @@ async fn ask(client: &Client, a: &QueryArgs, query: &Query) -> Result<Answer, Er
             if let Some(t) = timeout {
                 f = f.timeout(t);
             }
-            f.all().await.map(|docs| Answer::Rows(docs.len() as u64))
+            let docs = f.all().await?;
+            if query.kind == QueryKind::Range {
+                let scores: Vec<Option<f64>> = docs
+                    .iter()
+                    .map(|d| d.values.first().and_then(|v| v["score"].as_f64()))
+                    .collect();
+                if let Some(why) = range_misorder(query.param, &scores) {
+                    return Ok(Answer::Misordered(why));
+                }
+            }
+            Ok(Answer::Rows(docs.len() as u64))
         }
     }
+}
+
+/// Why the documents of `score >= x LIMIT 100` (their scores in answer order) are not the
+/// first ones in score order, if they are not: score ranks are a permutation of `0..records`,
+/// so document `j` of the answer must have a score whose integer part is `x + j`.
+pub fn range_misorder(x: u64, scores: &[Option<f64>]) -> Option<String> {
+    scores.iter().enumerate().find_map(|(j, s)| match s {
+        Some(s) if s.floor() == (x + j as u64) as f64 => None,
+        other => Some(format!(
+            "document {j} has score {other:?}, expected one in [{}, {})",
+            x + j as u64,
+            x + j as u64 + 1
+        )),
+    })
 }
 
 struct Shared {
@@ -217,7 +252,7 @@ async fn worker(s: Arc<Shared>, c: u64) -> Tally {
                 .entry(e.code().to_owned())
                 .or_insert_with(|| e.to_string());
         }
-        let outcome = outcome.as_ref().map(|a| *a).map_err(|e| e.code());
+        let outcome = outcome.map_err(|e| e.code());
         if tally.record(&s.queries, &query, outcome, us) {
             if let Ok(mut h) = s.progress.lock() {
                 let _ = h.record(us.max(1));
@@ -385,5 +420,16 @@ mod tests {
         assert!(check(&queries, &q, Answer::Rows(100)).is_ok());
         assert!(check(&queries, &q, Answer::Rows(99)).is_err());
         assert!(check(&queries, &q, Answer::Rows(101)).is_err());
+        let x = q.param;
+        let right: Vec<Option<f64>> = (0..100).map(|j| Some((x + j) as f64 + 0.25)).collect();
+        assert_eq!(range_misorder(x, &right), None);
+        let mut swapped = right.clone();
+        swapped.swap(3, 4);
+        let why = range_misorder(x, &swapped).unwrap();
+        assert!(why.starts_with("document 3 has score"), "{why}");
+        let mut missing = right;
+        missing[7] = None;
+        assert!(range_misorder(x, &missing).unwrap().contains("None"));
+        assert!(check(&queries, &q, Answer::Misordered("x".into())).is_err());
     }
 }
