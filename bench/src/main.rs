@@ -4,11 +4,15 @@
 //! context this process saw for the key, as a real application would, so siblings stay
 //! bounded by truly concurrent writers. The last stdout line is one JSON object.
 //!
-//! `ringdb-bench querydata ...` prints the query benchmark's data instead (see `querycli`).
+//! `ringdb-bench querydata ...` prints the query benchmark's data instead, `queryload` loads
+//! it into a cluster, `query --kind K` runs one query kind and `index` creates indexes (see
+//! `querycli`).
 
 mod keys;
+mod querybench;
 mod querycli;
 mod querydata;
+mod queryload;
 mod queryspec;
 
 /// glibc malloc spent ~15% of CPU under load (cross-thread frees); mimalloc does not.
@@ -65,7 +69,7 @@ enum Distribution {
     about = "YCSB-style benchmark for RingDB"
 )]
 struct Args {
-    /// A tool that needs no cluster; without one, the workload runs.
+    /// A query benchmark tool; without one, the YCSB workload runs.
     #[command(subcommand)]
     tool: Option<querycli::Command>,
     /// Nodes to connect to, HOST:PORT,...
@@ -187,6 +191,7 @@ impl Tally {
     }
 }
 
+/// A latency histogram in microseconds, 1 µs to 60 s.
 fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
@@ -352,6 +357,7 @@ async fn worker(s: Arc<Shared>, seed: u64) -> Tally {
     tally
 }
 
+/// The quantile `q` of `h`, in milliseconds.
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }

@@ -1,6 +1,8 @@
-//! `ringdb-bench querydata`: prints the query benchmark's documents, queries and PostgreSQL
-//! scripts, so that another program (`bench/queries.py`) loads and asks exactly what
-//! [`crate::querydata`] and [`crate::queryspec`] define. It needs no cluster.
+//! The query benchmark's subcommands. `ringdb-bench querydata` prints the documents, queries
+//! and PostgreSQL scripts, so that another program (`bench/queries.py`) loads and asks
+//! exactly what [`crate::querydata`] and [`crate::queryspec`] define; it needs no cluster.
+//! `queryload`, `query` and `index` talk to a cluster ([`crate::queryload`],
+//! [`crate::querybench`]).
 //!
 //! Output goes to stdout, one item per line; an error (a closed pipe included) ends the
 //! command with a message on stderr and a failure status, never a panic.
@@ -13,12 +15,18 @@ use serde_json::json;
 use crate::querydata::Dataset;
 use crate::queryspec::{Queries, QueryKind};
 
-/// Subcommands of `ringdb-bench` that do not talk to a cluster.
+/// The query benchmark's subcommands of `ringdb-bench` (without one, a YCSB workload runs).
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
     /// Print the query benchmark's documents (JSON lines `{"key":..., "doc":...}`), its
-    /// queries or its PostgreSQL scripts.
+    /// queries or its PostgreSQL scripts; needs no cluster.
     Querydata(QuerydataArgs),
+    /// Load the query benchmark's documents into a collection and index the queried paths.
+    Queryload(crate::queryload::LoadArgs),
+    /// Run one query kind against a cluster for `--duration` seconds, checking every answer.
+    Query(crate::querybench::QueryArgs),
+    /// Create indexes on a collection and wait until they are ready.
+    Index(crate::queryload::IndexArgs),
 }
 
 /// What `querydata` prints.
@@ -66,14 +74,28 @@ pub struct QuerydataArgs {
 
 /// Runs a subcommand; the exit status says whether it worked.
 pub fn main(command: Command) -> std::process::ExitCode {
-    let Command::Querydata(args) = command;
-    match querydata(&args) {
+    let result = match command {
+        Command::Querydata(args) => querydata(&args),
+        Command::Queryload(args) => on_runtime(crate::queryload::run(args)),
+        Command::Query(args) => on_runtime(crate::querybench::run(args)),
+        Command::Index(args) => on_runtime(crate::queryload::run_index(args)),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Run a subcommand that talks to a cluster on a fresh multi-threaded runtime.
+fn on_runtime(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
 }
 
 fn querydata(a: &QuerydataArgs) -> anyhow::Result<()> {
