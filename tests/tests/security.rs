@@ -460,6 +460,17 @@ async fn tokens_grant_exactly_their_role_on_every_node() {
         assert_eq!(code_of(w).await, Some(Code::PermissionDenied), "{token:?}");
     }
 
+    // A pipelined client of the reader, its stream open before the revocation.
+    let piped = Access {
+        tls_ca: None,
+        token: Some(reader.clone()),
+    }
+    .builder(&addrs)
+    .connect()
+    .await
+    .unwrap();
+    piped.get("a", "k").await.unwrap();
+
     // Revoke the reader: refused on every node within 5 s.
     ringdb_admin(&["revoke-token", "reader", "--host", host], BOOTSTRAP);
     let revoked = Instant::now();
@@ -484,6 +495,21 @@ async fn tokens_grant_exactly_their_role_on_every_node() {
             .await
             .unwrap();
     }
+
+    wait_until(
+        Duration::from_secs(5).saturating_sub(revoked.elapsed()),
+        "the open pipeline to refuse the revoked token",
+        || {
+            let piped = piped.clone();
+            async move {
+                piped
+                    .get("a", "k")
+                    .await
+                    .is_err_and(|e| e.to_string().contains("revoked"))
+            }
+        },
+    )
+    .await;
 
     // One node down: every token still works on the others.
     cluster.node("n3").kill9();

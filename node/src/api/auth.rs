@@ -2,8 +2,8 @@
 //! token records and the bootstrap token.
 //!
 //! Invariant kept here: checking a request costs one SHA-256 of its token and one map
-//! lookup; a pipeline stream is checked once when it opens, its operations only against
-//! the grant.
+//! lookup; a pipeline stream hashes its token once when it opens, and each of its
+//! operations costs one map lookup (so revocation reaches open streams too).
 
 use std::sync::Arc;
 
@@ -107,19 +107,44 @@ impl Auth {
         if !self.enabled {
             return Ok(Principal::Anyone);
         }
-        let token = bearer(metadata)?;
-        let hash = hash(token);
+        self.by_hash(&hash(bearer(metadata)?))
+    }
+
+    /// Check a pipeline's token when the stream opens.
+    pub fn open_stream(&self, metadata: &MetadataMap) -> Result<StreamCredential, Status> {
+        if !self.enabled {
+            return Ok(StreamCredential(None));
+        }
+        let h = hash(bearer(metadata)?);
+        self.by_hash(&h)?;
+        Ok(StreamCredential(Some(h)))
+    }
+
+    /// Who a pipeline's operation runs as now: one map lookup, so a token revoked while
+    /// its stream is open is refused from then on.
+    pub fn current(&self, credential: &StreamCredential) -> Result<Principal, Status> {
+        match &credential.0 {
+            None => Ok(Principal::Anyone),
+            Some(h) => self.by_hash(h),
+        }
+    }
+
+    fn by_hash(&self, hash: &[u8; 32]) -> Result<Principal, Status> {
         if let Some((h, g)) = &self.bootstrap {
-            if *h == hash {
+            if h == hash {
                 return Ok(Principal::Token(g.clone()));
             }
         }
-        match self.membership.schema().tokens().lookup(&hash) {
+        match self.membership.schema().tokens().lookup(hash) {
             Some(g) => Ok(Principal::Token(g)),
             None => Err(Status::unauthenticated("unknown or revoked token")),
         }
     }
 }
+
+/// A pipeline's token, hashed once when the stream opened.
+#[derive(Debug, Clone)]
+pub struct StreamCredential(Option<[u8; 32]>);
 
 /// The token of `authorization: Bearer <token>` metadata.
 fn bearer(metadata: &MetadataMap) -> Result<&str, Status> {

@@ -12,7 +12,7 @@ use ringdb_proto::v1::{
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::{Auth, Principal};
+use super::auth::{Auth, Principal, StreamCredential};
 use super::pipeline::{self, Answers};
 use super::query;
 
@@ -62,14 +62,18 @@ impl ClientService {
     }
 
     /// One pipelined request, answered exactly as its unary call would be.
-    /// `who` is the principal the stream authenticated as when it opened.
-    async fn answer(&self, who: &Principal, req: ClientRequest) -> ClientResponse {
+    /// `credential` is the token the stream opened with, looked up again now.
+    async fn answer(&self, credential: &StreamCredential, req: ClientRequest) -> ClientResponse {
         use client_response::Result as R;
-        let result = match req.op {
-            Some(client_request::Op::Get(r)) => self.get_as(who, r).await.map(R::Get),
-            Some(client_request::Op::Put(r)) => self.put_as(who, r).await.map(R::Put),
-            Some(client_request::Op::Delete(r)) => self.delete_as(who, r).await.map(R::Delete),
-            None => Err(Status::invalid_argument(
+        let who = self.auth.current(credential);
+        let result = match (who, req.op) {
+            (Err(s), _) => Err(s),
+            (Ok(who), Some(client_request::Op::Get(r))) => self.get_as(&who, r).await.map(R::Get),
+            (Ok(who), Some(client_request::Op::Put(r))) => self.put_as(&who, r).await.map(R::Put),
+            (Ok(who), Some(client_request::Op::Delete(r))) => {
+                self.delete_as(&who, r).await.map(R::Delete)
+            }
+            (Ok(_), None) => Err(Status::invalid_argument(
                 "pipeline request without an operation",
             )),
         };
@@ -120,8 +124,9 @@ impl Client for ClientService {
         &self,
         req: Request<Streaming<ClientRequests>>,
     ) -> Result<Response<Self::PipelineStream>, Status> {
-        // Authenticated once for the whole stream; each operation is checked on its grant.
-        let who = Arc::new(self.auth.authenticate(req.metadata())?);
+        // The token is checked (and hashed) once for the whole stream; each operation looks
+        // it up again and is checked on its grant.
+        let who = Arc::new(self.auth.open_stream(req.metadata())?);
         let service = self.clone();
         Ok(Response::new(pipeline::serve(
             req.into_inner(),
