@@ -30,7 +30,9 @@ use crate::query::QueryEngine;
 use crate::repair::{AaeConfig, AntiEntropy};
 use crate::ring::{Ring, Token, DEFAULT_VNODES};
 use crate::security::tls::{self, Tls};
-use crate::security::{derived_secret, hash, NodeCredential, NodeGuard, SecurityConfig};
+use crate::security::{
+    derived_secret, hash, NodeCredential, NodeGuard, SecurityConfig, Transition,
+};
 use crate::storage::{BuildPace, Engine, PoolConfig, SledEngine, Storage, StorageError};
 use crate::transport::grpc::{GrpcTransport, MAX_INTERNODE_MESSAGE};
 use crate::transport::Transport;
@@ -451,17 +453,21 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .cluster_secret
         .clone()
         .or_else(|| security.bootstrap_token.as_deref().map(derived_secret));
-    let (guard, credential) = match (&tls, &secret) {
-        (Some(_), _) => (NodeGuard::Certificate, NodeCredential::default()),
-        (None, Some(s)) => (
-            NodeGuard::Secret(hash(s)),
-            NodeCredential::new(Some(s)).map_err(StartError::Config)?,
-        ),
-        (None, None) => (NodeGuard::Open, NodeCredential::default()),
+    let credential = NodeCredential::new(secret.as_deref()).map_err(StartError::Config)?;
+    let secret_hash = secret.as_deref().map(hash);
+    let transition = security.transition;
+    let (guard, dial_tls) = match (&tls, transition) {
+        (Some(_), Transition::None) => (NodeGuard::Certificate, tls.clone()),
+        (Some(_), Transition::DialPlaintext) => (NodeGuard::Transitional(secret_hash), None),
+        (Some(_), Transition::DialTls) => (NodeGuard::Transitional(secret_hash), tls.clone()),
+        (None, _) => match secret_hash {
+            Some(h) => (NodeGuard::Secret(h), None),
+            None => (NodeGuard::Open, None),
+        },
     };
     let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::secured(
         Duration::from_millis(500),
-        tls.clone(),
+        dial_tls,
         credential,
     ));
     let parts = assemble(
@@ -526,7 +532,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let server = match &tls {
         Some(tls) => {
             background.push(tokio::spawn(tls.clone().watch()));
-            let incoming = tls::incoming(listener, tls.clone());
+            let plaintext_too = transition != Transition::None;
+            let incoming = tls::incoming(listener, tls.clone(), plaintext_too);
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
         }
         None => {

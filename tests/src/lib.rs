@@ -228,6 +228,12 @@ impl NodeProc {
         }
     }
 
+    /// Replace the extra `ringdb serve` flags (and client access) the next `restart` uses.
+    pub fn set_flags(&mut self, extra: &[&str], access: Access) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.access = access;
+    }
+
     /// Start again on the same port and data directory.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "node {} is still running", self.id);

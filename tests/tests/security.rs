@@ -520,3 +520,54 @@ async fn tokens_grant_exactly_their_role_on_every_node() {
         }
     }
 }
+
+/// Turning TLS on in a running cluster by three rolling restarts (plaintext → serve both and
+/// dial plaintext → serve both and dial TLS → TLS only), serving reads and writes after each
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_turns_on_by_rolling_restarts() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = Ca::new("cluster");
+    let tls = ca.node_files(certs.path(), "node");
+    let mut cluster = Cluster::start_with(2, &["--replication-factor", "2"]).await;
+    let plain = Access::default();
+    let secured = Access {
+        tls_ca: Some(ca.pem().into_bytes()),
+        token: None,
+    };
+    let mut n = 0;
+    for (step, access) in [("plaintext", &plain), ("tls", &secured), ("", &secured)] {
+        let mut flags: Vec<&str> = tls.iter().map(String::as_str).collect();
+        flags.extend(["--replication-factor", "2"]);
+        if !step.is_empty() {
+            flags.extend(["--tls-transitional", step]);
+        }
+        for id in ["n1", "n2"] {
+            let node = cluster.node(id);
+            node.stop();
+            node.set_flags(&flags, access.clone());
+            node.restart().await;
+            cluster.wait_all_up().await;
+            // Reads and writes through both nodes at ALL, so both must reach each other.
+            for i in 0..2 {
+                let c = cluster.nodes[i].client().await;
+                let key = format!("k{n}");
+                n += 1;
+                let all =
+                    ringdb_client::WriteOptions::new().consistency(ringdb_client::Consistency::All);
+                c.put_with("a", &key, &serde_json::json!({"n": n}), &all)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("write after restarting {id} into step {step:?}: {e}")
+                    });
+            }
+        }
+    }
+    // Finished: plaintext is refused.
+    let addr = cluster.nodes[0].address.clone();
+    let refused = match channel(&addr, None, None).await {
+        Ok(ch) => ClientClient::new(ch).get(get("a", "k0")).await.map(|_| ()),
+        Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+    };
+    assert!(refused.is_err(), "plaintext answered after the transition");
+}

@@ -30,32 +30,52 @@ pub enum NodeGuard {
     Certificate,
     /// Only requests carrying the cluster secret (its hash is kept).
     Secret([u8; 32]),
+    /// Moving to TLS: TLS connections need a node certificate, plaintext ones what they
+    /// needed before (the cluster secret, if there is one).
+    Transitional(Option<[u8; 32]>),
+}
+
+fn by_certificate(req: Request<()>) -> Result<Request<()>, Status> {
+    match req.extensions().get::<tls::PeerInfo>() {
+        Some(tls::PeerInfo { certs: Some(c), .. }) if !c.is_empty() => Ok(req),
+        _ => Err(Status::permission_denied(
+            "the internode service answers only nodes: present a node certificate from the \
+             cluster CA",
+        )),
+    }
+}
+
+fn by_secret(req: Request<()>, expected: &[u8; 32]) -> Result<Request<()>, Status> {
+    let given = req
+        .metadata()
+        .get(CLUSTER_SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(hash);
+    if given.as_ref() == Some(expected) {
+        Ok(req)
+    } else {
+        Err(Status::permission_denied(
+            "the internode service answers only nodes: a node proves it with the cluster \
+             secret, never with a client token",
+        ))
+    }
 }
 
 impl Interceptor for NodeGuard {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
         match self {
             NodeGuard::Open => Ok(req),
-            NodeGuard::Certificate => match req.peer_certs() {
-                Some(c) if !c.is_empty() => Ok(req),
-                _ => Err(Status::permission_denied(
-                    "the internode service answers only nodes: present a node certificate \
-                     from the cluster CA",
-                )),
-            },
-            NodeGuard::Secret(expected) => {
-                let given = req
-                    .metadata()
-                    .get(CLUSTER_SECRET_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(hash);
-                if given.as_ref() == Some(expected) {
-                    Ok(req)
-                } else {
-                    Err(Status::permission_denied(
-                        "the internode service answers only nodes: a node proves it with the \
-                         cluster secret, never with a client token",
-                    ))
+            NodeGuard::Certificate => by_certificate(req),
+            NodeGuard::Secret(expected) => by_secret(req, expected),
+            NodeGuard::Transitional(secret) => {
+                let plaintext = req
+                    .extensions()
+                    .get::<tls::PeerInfo>()
+                    .is_some_and(|p| !p.tls);
+                match (plaintext, secret) {
+                    (false, _) => by_certificate(req),
+                    (true, Some(expected)) => by_secret(req, expected),
+                    (true, None) => Ok(req),
                 }
             }
         }
@@ -107,4 +127,19 @@ pub struct SecurityConfig {
     pub bootstrap_token: Option<String>,
     /// The secret nodes prove membership with when there is no TLS.
     pub cluster_secret: Option<String>,
+    /// Moving a running cluster to TLS by rolling restarts (docs/security.md).
+    pub transition: Transition,
+}
+
+/// The steps of turning TLS on in a running cluster, one rolling restart each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transition {
+    /// Finished (or never started): TLS only, when TLS is configured.
+    #[default]
+    None,
+    /// Step 1: serve TLS and plaintext on the port, dial peers in plaintext (some of them
+    /// do not serve TLS yet).
+    DialPlaintext,
+    /// Step 2: serve both, dial peers over TLS (every node serves TLS by now).
+    DialTls,
 }

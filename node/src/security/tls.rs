@@ -9,11 +9,15 @@
 //! - a file change that does not parse (a half-written file, a key that does not match)
 //!   keeps the previous material and is logged; the node never stops serving over it.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::crypto::CryptoProvider;
@@ -22,6 +26,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
+
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -205,12 +210,134 @@ impl Tls {
     }
 }
 
+/// One accepted connection: TLS, or (only in the transitional mode) plaintext.
+pub enum Conn {
+    /// A completed TLS handshake.
+    Tls(Box<TlsStream<TcpStream>>),
+    /// A plaintext connection, accepted only while the cluster moves to TLS.
+    Plain(TcpStream),
+}
+
+/// What the services learn about a connection (in the request extensions).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The client certificate chain it presented, already verified against the CA.
+    pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// Whether it is TLS at all.
+    pub tls: bool,
+    /// The remote address.
+    pub remote: Option<SocketAddr>,
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        match self {
+            Conn::Tls(t) => {
+                let (tcp, session) = t.get_ref();
+                PeerInfo {
+                    certs: session
+                        .peer_certificates()
+                        .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect())),
+                    tls: true,
+                    remote: tcp.peer_addr().ok(),
+                }
+            }
+            Conn::Plain(tcp) => PeerInfo {
+                certs: None,
+                tls: false,
+                remote: tcp.peer_addr().ok(),
+            },
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+            Conn::Plain(t) => Pin::new(t).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+            Conn::Plain(t) => Pin::new(t).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+            Conn::Plain(t) => Pin::new(t).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Tls(t) => t.is_write_vectored(),
+            Conn::Plain(t) => t.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+            Conn::Plain(t) => Pin::new(t).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+            Conn::Plain(t) => Pin::new(t).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The first byte of every TLS connection (a handshake record).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Accept one connection: TLS, or plaintext when `plaintext_too` and its first byte is not
+/// a TLS handshake (HTTP/2 starts with `P`).
+async fn accept(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    plaintext_too: bool,
+) -> std::io::Result<Conn> {
+    if plaintext_too {
+        let mut first = [0u8; 1];
+        if tcp.peek(&mut first).await? == 1 && first[0] != TLS_HANDSHAKE {
+            return Ok(Conn::Plain(tcp));
+        }
+    }
+    Ok(Conn::Tls(Box::new(acceptor.accept(tcp).await?)))
+}
+
 /// The connections of `listener` that completed a TLS handshake with the current
-/// material; each handshake runs on its own task so a slow one holds up no other.
+/// material (and, when `plaintext_too`, plaintext ones); each handshake runs on its own
+/// task so a slow one holds up no other.
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<Tls>,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    plaintext_too: bool,
+) -> ReceiverStream<Result<Conn, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -230,7 +357,9 @@ pub fn incoming(
             let acceptor = TlsAcceptor::from(tls.server());
             let tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(tcp, acceptor, plaintext_too))
+                    .await
+                {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(stream)).await;
                     }

@@ -142,6 +142,11 @@ struct ServeArgs {
     /// surrounding whitespace ignored); give every node the same one.
     #[arg(long, requires = "auth")]
     auth_bootstrap_token_file: Option<PathBuf>,
+    /// Turning TLS on in a running cluster by rolling restarts (docs/security.md): serve
+    /// TLS and plaintext on the port, and dial peers in `plaintext` (step 1) or over `tls`
+    /// (step 2); a third restart without it ends the transition.
+    #[arg(long, value_parser = ["plaintext", "tls"], requires = "tls_cert")]
+    tls_transitional: Option<String>,
     /// File holding the secret nodes prove membership with when TLS is off (default with
     /// --auth: one derived from the bootstrap token). With TLS node certificates do that.
     #[arg(long)]
@@ -196,6 +201,11 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let (Some(cert), Some(key), Some(ca)) = (a.tls_cert, a.tls_key, a.tls_ca) {
         config.security.tls = Some(ringdb_node::security::tls::TlsFiles { cert, key, ca });
     }
+    config.security.transition = match a.tls_transitional.as_deref() {
+        Some("plaintext") => ringdb_node::security::Transition::DialPlaintext,
+        Some(_) => ringdb_node::security::Transition::DialTls,
+        None => ringdb_node::security::Transition::None,
+    };
     if a.auth {
         if let Some(f) = &a.auth_bootstrap_token_file {
             config.security.bootstrap_token = Some(read_secret(f, "bootstrap token")?);
