@@ -13,6 +13,7 @@ ringdb-bench`) and the openssl command (for a throwaway CA and node certificate)
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -99,6 +100,7 @@ class Cluster:
             p.terminate()
         for p in self.procs:
             p.wait(timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def main():
@@ -108,7 +110,18 @@ def main():
     ap.add_argument("--records", type=int, default=20000)
     a = ap.parse_args()
     certs = tempfile.mkdtemp(prefix="ringdb-secbench-certs-")
-    make_certs(certs)
+    try:
+        make_certs(certs)
+        results = measure(a, certs)
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
+    off = sum(results["off"]) / len(results["off"])
+    on = sum(results["on"]) / len(results["on"])
+    print(json.dumps({"off_ops_per_sec": results["off"], "on_ops_per_sec": results["on"],
+                      "ratio": on / off}))
+
+
+def measure(a, certs):
     results = {"off": [], "on": []}
     for r in range(a.rounds):
         for name in ("off", "on"):
@@ -121,10 +134,7 @@ def main():
             log(f"round {r + 1} security {name}: {res['ops_per_sec']:.0f} ops/s "
                 f"p50 {res['p50_ms']:.2f} ms p99 {res['p99_ms']:.2f} ms errors {res['errors']}")
             results[name].append(res["ops_per_sec"])
-    off = sum(results["off"]) / len(results["off"])
-    on = sum(results["on"]) / len(results["on"])
-    print(json.dumps({"off_ops_per_sec": results["off"], "on_ops_per_sec": results["on"],
-                      "ratio": on / off}))
+    return results
 
 
 if __name__ == "__main__":
