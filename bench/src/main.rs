@@ -79,6 +79,12 @@ struct Args {
         default_value = "127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
     )]
     hosts: Vec<String>,
+    /// The cluster CA (PEM): connect with TLS and verify nodes against it.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Access token, sent as `authorization: Bearer TOKEN`.
+    #[arg(long, env = "RINGDB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Which workload to run.
     #[arg(long, value_enum, default_value_t = Workload::A)]
     workload: Workload,
@@ -370,12 +376,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         RoutingArg::Token => Routing::TokenAware,
         RoutingArg::Fixed => Routing::RoundRobin,
     };
-    let client = Client::builder(&args.hosts)
+    let mut builder = Client::builder(&args.hosts)
         .routing(routing)
-        .pipelining(args.pipelining == Switch::On)
-        .connect()
-        .await
-        .context("cannot connect")?;
+        .pipelining(args.pipelining == Switch::On);
+    if let Some(ca) = &args.tls_ca {
+        builder = builder.tls_ca_file(ca)?;
+    }
+    if let Some(t) = &args.token {
+        builder = builder.token(t);
+    }
+    let client = builder.connect().await.context("cannot connect")?;
     client.status().await.context("cluster not reachable")?;
     if routing == Routing::TokenAware {
         client

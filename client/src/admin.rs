@@ -247,7 +247,7 @@ impl Client {
         &self,
     ) -> Result<(
         String,
-        pb::admin_client::AdminClient<tonic::transport::Channel>,
+        pb::admin_client::AdminClient<crate::node::NodeChannel>,
     )> {
         let address = self.router.seeds()[0].clone();
         let admin = self.router.node(&address)?.admin;

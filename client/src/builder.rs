@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::node::{Bearer, Dial};
 use crate::options::{ReadOptions, WriteOptions};
 use crate::retry::RetryPolicy;
 use crate::routing::{self, Router, Routing};
@@ -21,6 +22,18 @@ pub struct ClientBuilder {
     read_defaults: ReadOptions,
     write_defaults: WriteOptions,
     pipelined: bool,
+    tls_ca: Option<Arc<Vec<u8>>>,
+    token: Option<Secret>,
+}
+
+/// A token that debug output does not show.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<token>")
+    }
 }
 
 impl ClientBuilder {
@@ -44,7 +57,32 @@ impl ClientBuilder {
             read_defaults: ReadOptions::new(),
             write_defaults: WriteOptions::new(),
             pipelined: true,
+            tls_ca: None,
+            token: None,
         }
+    }
+
+    /// Connect with TLS, trusting nodes whose certificate chains to this CA (PEM bytes).
+    /// The node's certificate must name the host part of the address it is reached at.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(Arc::new(pem.into()));
+        self
+    }
+
+    /// [`tls_ca_pem`](Self::tls_ca_pem) from a file.
+    pub fn tls_ca_file(self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::InvalidArgument(format!("cannot read the CA file {}: {e}", path.display()))
+        })?;
+        Ok(self.tls_ca_pem(pem))
+    }
+
+    /// Send this access token with every request (`authorization: Bearer TOKEN`), for
+    /// clusters started with `--auth`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret(token.into()));
+        self
     }
 
     /// Whether gets, puts and deletes share one stream per node (the default: far fewer
@@ -97,11 +135,12 @@ impl ClientBuilder {
     /// and keeps it fresh in the background. Fails only if no address is given or one is
     /// malformed: an unreachable cluster shows in the first request.
     pub async fn connect(self) -> Result<Client> {
-        let router = Arc::new(Router::new(
-            self.addresses,
-            self.routing,
-            self.connect_timeout,
-        )?);
+        let dial = Dial {
+            connect_timeout: self.connect_timeout,
+            tls_ca: self.tls_ca,
+            bearer: Bearer::new(self.token.as_ref().map(|t| t.0.as_str()))?,
+        };
+        let router = Arc::new(Router::new(self.addresses, self.routing, dial)?);
         if self.routing == Routing::TokenAware {
             match tokio::time::timeout(self.connect_timeout, router.refresh()).await {
                 Ok(Ok(())) => {}

@@ -13,7 +13,10 @@ use std::time::Duration;
 use ringdb_proto::v1::admin_client::AdminClient;
 use ringdb_proto::v1::client_client::ClientClient;
 use ringdb_proto::v1::{client_request::Op, client_response::Result as Answer};
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 use crate::error::{Error, Result};
@@ -26,23 +29,85 @@ const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 /// the 64 KiB default would throttle.
 const WINDOW: u32 = 2 * 1024 * 1024;
 
+/// Adds the client's token (if it has one) to every request as `authorization: Bearer`.
+#[derive(Clone, Default)]
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Bearer(<token>)"
+        } else {
+            "Bearer(none)"
+        })
+    }
+}
+
+impl Bearer {
+    /// A bearer of `token`; refused if it is not printable ASCII.
+    pub(crate) fn new(token: Option<&str>) -> Result<Bearer> {
+        match token {
+            None => Ok(Bearer(None)),
+            Some(t) => format!("Bearer {}", t.trim())
+                .parse()
+                .map(|v| Bearer(Some(v)))
+                .map_err(|_| Error::InvalidArgument("the token must be printable ASCII".into())),
+        }
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut req: tonic::Request<()>,
+    ) -> std::result::Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The channel every stub uses: the node connection plus the client's token.
+pub(crate) type NodeChannel = InterceptedService<Channel, Bearer>;
+
+/// How the client reaches nodes: timeout, TLS trust, token.
+#[derive(Clone, Debug)]
+pub(crate) struct Dial {
+    pub(crate) connect_timeout: Duration,
+    /// The cluster CA (PEM); `Some` means TLS.
+    pub(crate) tls_ca: Option<Arc<Vec<u8>>>,
+    pub(crate) bearer: Bearer,
+}
+
 /// gRPC stubs for one node, sharing one lazily connected channel.
 #[derive(Clone)]
 pub(crate) struct Node {
-    pub(crate) client: ClientClient<Channel>,
-    pub(crate) admin: AdminClient<Channel>,
+    pub(crate) client: ClientClient<NodeChannel>,
+    pub(crate) admin: AdminClient<NodeChannel>,
     slot: Arc<Slot>,
 }
 
-fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint> {
+fn endpoint(addr: &str, dial: &Dial) -> Result<Endpoint> {
+    let scheme = if dial.tls_ca.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
     } else {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|e| Error::InvalidArgument(format!("bad node address {addr:?}: {e}")))?
-        .connect_timeout(connect_timeout)
+    let mut endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| Error::InvalidArgument(format!("bad node address {addr:?}: {e}")))?;
+    if let Some(ca) = &dial.tls_ca {
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca.as_slice())))
+            .map_err(|e| Error::InvalidArgument(format!("TLS settings: {e}")))?;
+    }
+    Ok(endpoint
+        .connect_timeout(dial.connect_timeout)
         .tcp_nodelay(true)
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW)
@@ -52,8 +117,9 @@ fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint> {
 
 impl Node {
     /// Stubs for `address`; nothing is connected until the first call.
-    pub(crate) fn lazy(address: &str, connect_timeout: Duration) -> Result<Node> {
-        let channel = endpoint(address, connect_timeout)?.connect_lazy();
+    pub(crate) fn lazy(address: &str, dial: &Dial) -> Result<Node> {
+        let channel =
+            InterceptedService::new(endpoint(address, dial)?.connect_lazy(), dial.bearer.clone());
         Ok(Node {
             client: ClientClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
@@ -106,7 +172,7 @@ struct Slot {
 
 impl Slot {
     /// The live pipeline, opened on demand; `None` when the node has none.
-    fn pipe(&self, client: &ClientClient<Channel>) -> Option<Arc<NodePipe>> {
+    fn pipe(&self, client: &ClientClient<NodeChannel>) -> Option<Arc<NodePipe>> {
         if self.unsupported.load(Ordering::Relaxed) {
             return None;
         }

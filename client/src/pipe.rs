@@ -19,7 +19,6 @@ use ringdb_proto::v1 as pb;
 use ringdb_proto::v1::client_client::ClientClient;
 use ringdb_proto::v1::{client_request::Op, client_response::Result as Answer};
 use ringdb_wire::pipe::{Answers, Connect, Wording};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// A node's pipeline: gets, puts and deletes out, their answers (or each one's own
@@ -29,7 +28,7 @@ pub(crate) type NodePipe = ringdb_wire::Pipe<Op, Answer, Status>;
 /// Start a pipeline to the node behind `client`; it opens in the background and requests
 /// queue meanwhile. If it cannot open, its requests fail with the call's own error
 /// (`UNIMPLEMENTED` from a node without pipelines).
-pub(crate) fn open(client: ClientClient<Channel>) -> Arc<NodePipe> {
+pub(crate) fn open(client: ClientClient<crate::node::NodeChannel>) -> Arc<NodePipe> {
     let wording = Wording {
         ended: "pipeline ended",
         hung_up: Status::unavailable("node closed the pipeline"),
@@ -39,7 +38,7 @@ pub(crate) fn open(client: ClientClient<Channel>) -> Arc<NodePipe> {
 }
 
 /// The Client service's pipeline call, as the stream under a node's pipe.
-struct ToNode(ClientClient<Channel>);
+struct ToNode(ClientClient<crate::node::NodeChannel>);
 
 impl Connect<Op, Answer, Status> for ToNode {
     async fn connect(

@@ -24,7 +24,7 @@ use ringdb_wire::Token;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::node::Node;
+use crate::node::{Dial, Node};
 
 /// How long a node that refused a connection is tried only after the others.
 const SUSPECT_FOR: Duration = Duration::from_secs(3);
@@ -178,7 +178,7 @@ pub(crate) struct Router {
     /// Addresses the client was given, in order.
     seeds: Vec<String>,
     routing: Routing,
-    connect_timeout: Duration,
+    dial: Dial,
     view: RwLock<Option<Arc<RingView>>>,
     nodes: RwLock<HashMap<String, Node>>,
     suspects: Mutex<HashMap<String, Instant>>,
@@ -189,22 +189,18 @@ pub(crate) struct Router {
 
 impl Router {
     /// Routing state over the given addresses; fails only on a malformed address.
-    pub(crate) fn new(
-        seeds: Vec<String>,
-        routing: Routing,
-        connect_timeout: Duration,
-    ) -> Result<Router> {
+    pub(crate) fn new(seeds: Vec<String>, routing: Routing, dial: Dial) -> Result<Router> {
         if seeds.is_empty() {
             return Err(Error::InvalidArgument("no node address given".into()));
         }
         let mut nodes = HashMap::new();
         for s in &seeds {
-            nodes.insert(s.clone(), Node::lazy(s, connect_timeout)?);
+            nodes.insert(s.clone(), Node::lazy(s, &dial)?);
         }
         Ok(Router {
             seeds,
             routing,
-            connect_timeout,
+            dial,
             view: RwLock::new(None),
             nodes: RwLock::new(nodes),
             suspects: Mutex::new(HashMap::new()),
@@ -234,7 +230,7 @@ impl Router {
         if let Some(n) = self.nodes.read().ok().and_then(|m| m.get(address).cloned()) {
             return Ok(n);
         }
-        let node = Node::lazy(address, self.connect_timeout)?;
+        let node = Node::lazy(address, &self.dial)?;
         if let Ok(mut m) = self.nodes.write() {
             return Ok(m.entry(address.to_string()).or_insert(node).clone());
         }

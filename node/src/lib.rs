@@ -4,14 +4,16 @@
 //! 1. `ring`, `version`, `merkle`, `clock`: the pure cores, crate `ringdb-core`;
 //! 2. `storage`: replica storage, crate `ringdb-storage` (on the cores alone);
 //! 3. `error`: the request error, built on storage's;
-//! 4. `transport`: node-to-node calls;
-//! 5. `cluster`: membership, gossip, failure detection, joining and leaving (it talks to
+//! 4. `security`: TLS material (reloaded when its files change), how nodes prove they
+//!    are nodes, token hashes;
+//! 5. `transport`: node-to-node calls;
+//! 6. `cluster`: membership, gossip, failure detection, joining and leaving (it talks to
 //!    peers through `transport`, so it sits above it);
-//! 6. `coordinator`: consistency levels, reads, writes, hints;
-//! 7. `repair`: anti-entropy and tombstone purging;
-//! 8. `query`: document queries (FIND, COUNT, AGGREGATE) over the replicas;
-//! 9. `api`: the gRPC services;
-//! 10. `server`: assembling and running a node.
+//! 7. `coordinator`: consistency levels, reads, writes, hints;
+//! 8. `repair`: anti-entropy and tombstone purging;
+//! 9. `query`: document queries (FIND, COUNT, AGGREGATE) over the replicas;
+//! 10. `api`: the gRPC services (and token checks);
+//! 11. `server`: assembling and running a node.
 //!
 //! The two bottom layers are crates of their own, so the compiler keeps them from reaching
 //! up; they are re-exported here at their old paths. The order of the others is checked by
@@ -24,6 +26,7 @@ pub mod coordinator;
 pub mod error;
 pub mod query;
 pub mod repair;
+pub mod security;
 pub mod server;
 pub mod transport;
 

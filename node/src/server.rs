@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::admin::AdminService;
+use crate::api::auth::Auth;
 use crate::api::client::ClientService;
 use crate::api::internode::InternodeService;
 use crate::clock::{self, Clock};
@@ -28,6 +29,10 @@ use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::query::QueryEngine;
 use crate::repair::{AaeConfig, AntiEntropy};
 use crate::ring::{Ring, Token, DEFAULT_VNODES};
+use crate::security::tls::{self, Tls};
+use crate::security::{
+    derived_secret, hash, NodeCredential, NodeGuard, SecurityConfig, Transition,
+};
 use crate::storage::{BuildPace, Engine, PoolConfig, SledEngine, Storage, StorageError};
 use crate::transport::grpc::{GrpcTransport, MAX_INTERNODE_MESSAGE};
 use crate::transport::Transport;
@@ -69,6 +74,8 @@ pub struct NodeConfig {
     pub index_build: BuildPace,
     /// Where every layer of the node reads wall-clock time; a simulation may move it.
     pub clock: Arc<dyn Clock>,
+    /// TLS, client tokens and the cluster secret (all off by default).
+    pub security: SecurityConfig,
 }
 
 impl NodeConfig {
@@ -96,6 +103,7 @@ impl NodeConfig {
             aae: AaeConfig::default(),
             index_build: BuildPace::default(),
             clock: clock::system(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -357,6 +365,7 @@ pub async fn assemble(
     let membership = Arc::new(Membership::new(me, known, membership_config));
     membership.schema().merge(&schema.collections);
     membership.schema().indexes().merge(&schema.indexes);
+    membership.schema().tokens().merge(&schema.tokens);
     // From here on storage maintains exactly the live index definitions.
     membership
         .schema()
@@ -431,7 +440,36 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .clone()
         .unwrap_or_else(|| bound.to_string());
 
-    let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::new(Duration::from_millis(500)));
+    let security = &config.security;
+    let tls = match &security.tls {
+        Some(files) => {
+            Some(Tls::load(files.clone()).map_err(|e| StartError::Config(format!("TLS: {e}")))?)
+        }
+        None => None,
+    };
+    // Without TLS nodes prove membership with the cluster secret: the one given, else (with
+    // authentication on) one derived from the bootstrap token.
+    let secret = security
+        .cluster_secret
+        .clone()
+        .or_else(|| security.bootstrap_token.as_deref().map(derived_secret));
+    let credential = NodeCredential::new(secret.as_deref()).map_err(StartError::Config)?;
+    let secret_hash = secret.as_deref().map(hash);
+    let transition = security.transition;
+    let (guard, dial_tls) = match (&tls, transition) {
+        (Some(_), Transition::None) => (NodeGuard::Certificate, tls.clone()),
+        (Some(_), Transition::DialPlaintext) => (NodeGuard::Transitional(secret_hash), None),
+        (Some(_), Transition::DialTls) => (NodeGuard::Transitional(secret_hash), tls.clone()),
+        (None, _) => match secret_hash {
+            Some(h) => (NodeGuard::Secret(h), None),
+            None => (NodeGuard::Open, None),
+        },
+    };
+    let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::secured(
+        Duration::from_millis(500),
+        dial_tls,
+        credential,
+    ));
     let parts = assemble(
         &config,
         Arc::new(engine),
@@ -440,6 +478,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     )
     .await?;
     let (membership, coordinator) = (parts.membership.clone(), parts.coordinator.clone());
+    let auth = Arc::new(match &security.bootstrap_token {
+        Some(token) => Auth::on(membership.clone(), token),
+        None => Auth::off(membership.clone()),
+    });
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ClientServer<ClientService>>().await;
     health
@@ -460,33 +502,56 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
                 coordinator.clone(),
                 config.max_document_bytes,
                 parts.queries.clone(),
+                auth.clone(),
             ))
             .max_decoding_message_size(client_limit)
             .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
         )
-        .add_service(
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             InternodeServer::new(parts.internode_service())
                 .max_decoding_message_size(MAX_INTERNODE_MESSAGE)
                 .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
-        )
+            guard,
+        ))
         .add_service(
             AdminServer::new(AdminService::new(
                 coordinator.clone(),
                 membership.clone(),
                 parts.anti_entropy.clone(),
+                auth.clone(),
             ))
             .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
         )
         .add_service(health_service)
         .add_service(reflection);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    // Without TCP_NODELAY on accepted sockets, small responses wait ~40 ms for delayed ACKs.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+    let stopped = async {
         let _ = shutdown_rx.await;
-    }));
-    let background = parts.spawn_background(transport, config.seeds.clone());
-    tracing::info!(node = %config.node_id, %address, "serving");
+    };
+    let mut background = Vec::new();
+    let server = match &tls {
+        Some(tls) => {
+            background.push(tokio::spawn(tls.clone().watch()));
+            let plaintext_too = transition != Transition::None;
+            let incoming = tls::incoming(listener, tls.clone(), plaintext_too);
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+        }
+        None => {
+            // Without TCP_NODELAY on accepted sockets, small responses wait ~40 ms for
+            // delayed ACKs.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+        }
+    };
+    background.extend(parts.spawn_background(transport, config.seeds.clone()));
+    tracing::info!(
+        node = %config.node_id,
+        %address,
+        tls = tls.is_some(),
+        auth = auth.enabled(),
+        "serving"
+    );
     Ok(RunningNode {
         address,
         membership,

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["ring", "version", "merkle", "clock"], // ringdb-core
     &["storage"],                            // ringdb-storage
     &["error"],                              // the request error, over storage's
+    &["security"],                           // TLS material, node credentials, token hashes
     &["transport"],
     &["cluster"],
     &["coordinator"],

@@ -30,13 +30,24 @@ struct Args {
     /// Run the statements in this file and exit (non-zero if any failed).
     #[arg(short = 'f')]
     file: Option<std::path::PathBuf>,
+    /// The cluster CA (PEM): connect with TLS and verify nodes against it.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Access token, sent as `authorization: Bearer TOKEN`.
+    #[arg(long, env = "RINGDB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// Run the statements the arguments name; `Ok(false)` when any statement failed.
 fn run(rt: &tokio::runtime::Runtime, args: Args) -> anyhow::Result<bool> {
-    let client = rt
-        .block_on(Client::connect(&args.hosts))
-        .context("cannot connect")?;
+    let mut builder = Client::builder(&args.hosts);
+    if let Some(ca) = &args.tls_ca {
+        builder = builder.tls_ca_file(ca)?;
+    }
+    if let Some(t) = &args.token {
+        builder = builder.token(t);
+    }
+    let client = rt.block_on(builder.connect()).context("cannot connect")?;
     let styles = (
         Style::detect(std::io::stdout().is_terminal()),
         Style::detect(std::io::stderr().is_terminal()),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ringdb_client::{Client, Routing};
+use ringdb_client::{Client, ClientBuilder, Routing};
 
 pub mod faults;
 pub mod history;
@@ -98,6 +98,33 @@ where
     }
 }
 
+/// How the harness's own clients reach nodes started with TLS or `--auth`.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// The cluster CA (PEM): connect with TLS.
+    pub tls_ca: Option<Vec<u8>>,
+    /// The token to send.
+    pub token: Option<String>,
+}
+
+impl Access {
+    /// A client builder for `addresses` with this access.
+    pub fn builder<I, S>(&self, addresses: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut b = Client::builder(addresses);
+        if let Some(ca) = &self.tls_ca {
+            b = b.tls_ca_pem(ca.clone());
+        }
+        if let Some(t) = &self.token {
+            b = b.token(t.clone());
+        }
+        b
+    }
+}
+
 /// One `ringdb serve` process.
 pub struct NodeProc {
     /// Node id.
@@ -111,6 +138,8 @@ pub struct NodeProc {
     seeds: Vec<String>,
     extra: Vec<String>,
     child: Option<Child>,
+    /// How the harness's clients reach it.
+    pub access: Access,
 }
 
 fn signal(child: &Child, sig: libc::c_int) {
@@ -121,6 +150,29 @@ fn signal(child: &Child, sig: libc::c_int) {
 }
 
 impl NodeProc {
+    /// Start a node outside any `Cluster` (its data and log under `dir`), seeded by
+    /// `seeds`; returns at once, without waiting for it to serve.
+    pub fn launch(
+        id: &str,
+        dir: &Path,
+        seeds: Vec<String>,
+        extra: &[&str],
+        access: Access,
+    ) -> NodeProc {
+        let mut node = NodeProc {
+            id: id.to_string(),
+            address: format!("127.0.0.1:{}", free_port()),
+            data_dir: dir.join(id),
+            log: dir.join(format!("{id}.log")),
+            seeds,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            access,
+        };
+        node.spawn();
+        node
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -154,7 +206,8 @@ impl NodeProc {
     /// A client that talks only to this node (routing off, so this node coordinates
     /// every request).
     pub async fn client(&self) -> Client {
-        Client::builder([self.address.as_str()])
+        self.access
+            .builder([self.address.as_str()])
             .routing(Routing::RoundRobin)
             .connect()
             .await
@@ -189,6 +242,12 @@ impl NodeProc {
         if let Some(c) = &self.child {
             signal(c, libc::SIGCONT);
         }
+    }
+
+    /// Replace the extra `ringdb serve` flags (and client access) the next `restart` uses.
+    pub fn set_flags(&mut self, extra: &[&str], access: Access) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.access = access;
     }
 
     /// Start again on the same port and data directory.
@@ -269,6 +328,14 @@ impl NodeProc {
     }
 }
 
+impl Drop for NodeProc {
+    /// A node never outlives its test (a lone `launch`ed one included).
+    fn drop(&mut self) {
+        self.resume();
+        self.kill9();
+    }
+}
+
 /// Several nodes forming one cluster, torn down (kill -9) on drop.
 pub struct Cluster {
     /// The nodes, in start order.
@@ -284,6 +351,11 @@ impl Cluster {
 
     /// Start `n` nodes passing `extra` flags to every `ringdb serve`.
     pub async fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        Self::start_secured(n, extra, Access::default()).await
+    }
+
+    /// Start `n` nodes with `extra` flags whose clients (the harness's too) need `access`.
+    pub async fn start_secured(n: usize, extra: &[&str], access: Access) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut nodes: Vec<NodeProc> = Vec::new();
         for i in 0..n {
@@ -301,6 +373,7 @@ impl Cluster {
                 seeds,
                 extra: extra.iter().map(|s| s.to_string()).collect(),
                 child: None,
+                access: access.clone(),
             };
             node.spawn();
             node.wait_serving().await;
@@ -321,6 +394,7 @@ impl Cluster {
             seeds: vec![self.nodes[0].address.clone()],
             extra: self.nodes[0].extra.clone(),
             child: None,
+            access: self.nodes[0].access.clone(),
             id,
         };
         node.spawn();
@@ -408,9 +482,21 @@ impl Cluster {
 
     /// A client that knows every node.
     pub async fn client(&self) -> Client {
-        Client::connect(self.nodes.iter().map(|n| n.address.as_str()))
+        let access = self
+            .nodes
+            .first()
+            .map(|n| n.access.clone())
+            .unwrap_or_default();
+        access
+            .builder(self.nodes.iter().map(|n| n.address.as_str()))
+            .connect()
             .await
             .expect("client")
+    }
+
+    /// The directory the nodes' data and logs live in (for test files such as certificates).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     /// Node by id (`n1`...).

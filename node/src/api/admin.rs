@@ -1,5 +1,7 @@
 //! The admin service: cluster status as this node sees it, the ring, local replicas,
-//! collections, topology changes, repair, and indexes (`indexes.rs`).
+//! collections, topology changes, repair, indexes (`indexes.rs`) and tokens (`tokens.rs`).
+//! With authentication on, reading status, the ring and the lists needs any valid token,
+//! everything else an admin token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,16 +9,19 @@ use std::time::Duration;
 use ringdb_proto::v1::admin_server::Admin;
 use ringdb_proto::v1::{
     CollectionDef, CollectionInfo, CreateCollectionRequest, CreateCollectionResponse,
-    CreateIndexRequest, CreateIndexResponse, DecommissionRequest, DropIndexRequest,
-    DropIndexResponse, ListCollectionsRequest, ListCollectionsResponse, ListIndexesRequest,
-    ListIndexesResponse, LocalGetRequest, LocalGetResponse, LocalIndexScanRequest,
+    CreateIndexRequest, CreateIndexResponse, CreateTokenRequest, CreateTokenResponse,
+    DecommissionRequest, DropIndexRequest, DropIndexResponse, ListCollectionsRequest,
+    ListCollectionsResponse, ListIndexesRequest, ListIndexesResponse, ListTokensRequest,
+    ListTokensResponse, LocalGetRequest, LocalGetResponse, LocalIndexScanRequest,
     LocalIndexScanResponse, LocalVersion, NodeStatus, RangeVerified, RemoveNodeRequest,
-    RepairRequest, RepairResponse, RepairStatusRequest, RepairStatusResponse, RingRequest,
-    RingResponse, RingToken, StatusRequest, StatusResponse, TopologyChangeResponse, TreeRoot,
+    RepairRequest, RepairResponse, RepairStatusRequest, RepairStatusResponse, RevokeTokenRequest,
+    RevokeTokenResponse, RingRequest, RingResponse, RingToken, StatusRequest, StatusResponse,
+    TopologyChangeResponse, TreeRoot,
 };
 use tonic::{Request, Response, Status};
 
-use super::indexes;
+use super::auth::Auth;
+use super::{indexes, tokens};
 use crate::cluster::gossip;
 use crate::cluster::leave::{self, Refusal};
 use crate::cluster::schema::SchemaError;
@@ -30,6 +35,7 @@ pub struct AdminService {
     coordinator: Arc<Coordinator>,
     membership: Arc<Membership>,
     anti_entropy: Arc<AntiEntropy>,
+    auth: Arc<Auth>,
 }
 
 impl AdminService {
@@ -38,12 +44,24 @@ impl AdminService {
         coordinator: Arc<Coordinator>,
         membership: Arc<Membership>,
         anti_entropy: Arc<AntiEntropy>,
+        auth: Arc<Auth>,
     ) -> Self {
         AdminService {
             coordinator,
             membership,
             anti_entropy,
+            auth,
         }
+    }
+
+    /// Any valid token (or none needed).
+    fn viewer<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        self.auth.authenticate(req.metadata()).map(|_| ())
+    }
+
+    /// An admin token (or none needed).
+    fn admin<T>(&self, req: &Request<T>, what: &str) -> Result<(), Status> {
+        self.auth.authenticate(req.metadata())?.may_admin(what)
     }
 
     fn nodes(&self) -> Vec<NodeStatus> {
@@ -82,7 +100,11 @@ fn refused(r: Refusal) -> Status {
 
 #[tonic::async_trait]
 impl Admin for AdminService {
-    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        self.viewer(&req)?;
         let stats = self.coordinator.storage().stats();
         self.membership.set_own_load(
             stats.keys.load(std::sync::atomic::Ordering::Relaxed),
@@ -95,7 +117,8 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn ring(&self, _: Request<RingRequest>) -> Result<Response<RingResponse>, Status> {
+    async fn ring(&self, req: Request<RingRequest>) -> Result<Response<RingResponse>, Status> {
+        self.viewer(&req)?;
         let ring = self.membership.ring();
         Ok(Response::new(RingResponse {
             tokens: ring
@@ -114,6 +137,7 @@ impl Admin for AdminService {
         &self,
         req: Request<LocalGetRequest>,
     ) -> Result<Response<LocalGetResponse>, Status> {
+        self.admin(&req, "read a local replica")?;
         let r = req.into_inner();
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;
@@ -137,6 +161,7 @@ impl Admin for AdminService {
         &self,
         req: Request<CreateCollectionRequest>,
     ) -> Result<Response<CreateCollectionResponse>, Status> {
+        self.admin(&req, "create collections")?;
         let r = req.into_inner();
         validate::collection(&r.name)?;
         // Learn what the live peers know first, so a create made through another node is
@@ -185,8 +210,9 @@ impl Admin for AdminService {
 
     async fn list_collections(
         &self,
-        _: Request<ListCollectionsRequest>,
+        req: Request<ListCollectionsRequest>,
     ) -> Result<Response<ListCollectionsResponse>, Status> {
+        self.viewer(&req)?;
         let schema = self.membership.schema();
         Ok(Response::new(ListCollectionsResponse {
             collections: schema.all().into_iter().map(info).collect(),
@@ -196,8 +222,9 @@ impl Admin for AdminService {
 
     async fn decommission(
         &self,
-        _: Request<DecommissionRequest>,
+        req: Request<DecommissionRequest>,
     ) -> Result<Response<TopologyChangeResponse>, Status> {
+        self.admin(&req, "decommission nodes")?;
         let storage = self.coordinator.storage().clone();
         let already = self.membership.own_status() == crate::cluster::STATUS_LEAVING;
         let message = leave::start_decommission(&self.membership, &storage)
@@ -218,6 +245,7 @@ impl Admin for AdminService {
         &self,
         req: Request<RemoveNodeRequest>,
     ) -> Result<Response<TopologyChangeResponse>, Status> {
+        self.admin(&req, "remove nodes")?;
         let id = req.into_inner().node_id;
         let message = leave::start_removal(&self.membership, &id).map_err(refused)?;
         tokio::spawn(leave::remove(
@@ -233,6 +261,7 @@ impl Admin for AdminService {
         &self,
         req: Request<RepairRequest>,
     ) -> Result<Response<RepairResponse>, Status> {
+        self.admin(&req, "run repairs")?;
         let r = req.into_inner();
         let only = (!r.collection.is_empty()).then_some(r.collection);
         if let Some(c) = &only {
@@ -252,8 +281,9 @@ impl Admin for AdminService {
 
     async fn repair_status(
         &self,
-        _: Request<RepairStatusRequest>,
+        req: Request<RepairStatusRequest>,
     ) -> Result<Response<RepairStatusResponse>, Status> {
+        self.viewer(&req)?;
         let s = self.anti_entropy.stats();
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         Ok(Response::new(RepairStatusResponse {
@@ -293,6 +323,7 @@ impl Admin for AdminService {
         &self,
         req: Request<CreateIndexRequest>,
     ) -> Result<Response<CreateIndexResponse>, Status> {
+        self.admin(&req, "create indexes")?;
         indexes::create(&self.coordinator, &self.membership, req.into_inner())
             .await
             .map(Response::new)
@@ -302,6 +333,7 @@ impl Admin for AdminService {
         &self,
         req: Request<DropIndexRequest>,
     ) -> Result<Response<DropIndexResponse>, Status> {
+        self.admin(&req, "drop indexes")?;
         indexes::drop_index(&self.coordinator, &self.membership, req.into_inner())
             .await
             .map(Response::new)
@@ -311,6 +343,7 @@ impl Admin for AdminService {
         &self,
         req: Request<ListIndexesRequest>,
     ) -> Result<Response<ListIndexesResponse>, Status> {
+        self.viewer(&req)?;
         indexes::list(&self.coordinator, &self.membership, req.into_inner()).map(Response::new)
     }
 
@@ -318,8 +351,36 @@ impl Admin for AdminService {
         &self,
         req: Request<LocalIndexScanRequest>,
     ) -> Result<Response<LocalIndexScanResponse>, Status> {
+        self.admin(&req, "scan local index entries")?;
         indexes::local_scan(&self.coordinator, req.into_inner())
             .await
             .map(Response::new)
+    }
+
+    async fn create_token(
+        &self,
+        req: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        self.admin(&req, "create tokens")?;
+        tokens::create(&self.coordinator, &self.membership, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_tokens(
+        &self,
+        req: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensResponse>, Status> {
+        self.admin(&req, "list tokens")?;
+        Ok(Response::new(tokens::list(&self.membership)))
+    }
+
+    async fn revoke_token(
+        &self,
+        req: Request<RevokeTokenRequest>,
+    ) -> Result<Response<RevokeTokenResponse>, Status> {
+        self.admin(&req, "revoke tokens")?;
+        tokens::revoke(&self.coordinator, &self.membership, req.into_inner()).await?;
+        Ok(Response::new(RevokeTokenResponse {}))
     }
 }

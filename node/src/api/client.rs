@@ -12,6 +12,7 @@ use ringdb_proto::v1::{
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::{Auth, Principal, StreamCredential};
 use super::pipeline::{self, Answers};
 use super::query;
 
@@ -26,6 +27,7 @@ pub struct ClientService {
     max_document_bytes: usize,
     admission: Arc<Semaphore>,
     queries: Arc<QueryEngine>,
+    auth: Arc<Auth>,
 }
 
 impl ClientService {
@@ -34,6 +36,7 @@ impl ClientService {
         coordinator: Arc<Coordinator>,
         max_document_bytes: usize,
         queries: Arc<QueryEngine>,
+        auth: Arc<Auth>,
     ) -> Self {
         let limit = coordinator.config().max_client_requests;
         ClientService {
@@ -41,6 +44,7 @@ impl ClientService {
             max_document_bytes,
             admission: Arc::new(Semaphore::new(limit)),
             queries,
+            auth,
         }
     }
 
@@ -58,22 +62,18 @@ impl ClientService {
     }
 
     /// One pipelined request, answered exactly as its unary call would be.
-    async fn answer(&self, req: ClientRequest) -> ClientResponse {
+    /// `credential` is the token the stream opened with, looked up again now.
+    async fn answer(&self, credential: &StreamCredential, req: ClientRequest) -> ClientResponse {
         use client_response::Result as R;
-        let result = match req.op {
-            Some(client_request::Op::Get(r)) => self
-                .get(Request::new(r))
-                .await
-                .map(|a| R::Get(a.into_inner())),
-            Some(client_request::Op::Put(r)) => self
-                .put(Request::new(r))
-                .await
-                .map(|a| R::Put(a.into_inner())),
-            Some(client_request::Op::Delete(r)) => self
-                .delete(Request::new(r))
-                .await
-                .map(|a| R::Delete(a.into_inner())),
-            None => Err(Status::invalid_argument(
+        let who = self.auth.current(credential);
+        let result = match (who, req.op) {
+            (Err(s), _) => Err(s),
+            (Ok(who), Some(client_request::Op::Get(r))) => self.get_as(&who, r).await.map(R::Get),
+            (Ok(who), Some(client_request::Op::Put(r))) => self.put_as(&who, r).await.map(R::Put),
+            (Ok(who), Some(client_request::Op::Delete(r))) => {
+                self.delete_as(&who, r).await.map(R::Delete)
+            }
+            (Ok(_), None) => Err(Status::invalid_argument(
                 "pipeline request without an operation",
             )),
         };
@@ -91,6 +91,8 @@ impl Client for ClientService {
 
     async fn find(&self, req: Request<FindRequest>) -> Result<Response<Self::FindStream>, Status> {
         // Admitted while its first page is computed; later pages run as the client reads.
+        let who = self.auth.authenticate(req.metadata())?;
+        who.may_read(&req.get_ref().collection)?;
         let _admitted = self.admit()?;
         query::find(self.queries.clone(), req.into_inner())
             .await
@@ -98,6 +100,8 @@ impl Client for ClientService {
     }
 
     async fn count(&self, req: Request<CountRequest>) -> Result<Response<CountResponse>, Status> {
+        let who = self.auth.authenticate(req.metadata())?;
+        who.may_read(&req.get_ref().collection)?;
         let _admitted = self.admit()?;
         query::count(&self.queries, req.into_inner())
             .await
@@ -108,6 +112,8 @@ impl Client for ClientService {
         &self,
         req: Request<AggregateRequest>,
     ) -> Result<Response<AggregateResponse>, Status> {
+        let who = self.auth.authenticate(req.metadata())?;
+        who.may_read(&req.get_ref().collection)?;
         let _admitted = self.admit()?;
         query::aggregate(&self.queries, req.into_inner())
             .await
@@ -118,21 +124,47 @@ impl Client for ClientService {
         &self,
         req: Request<Streaming<ClientRequests>>,
     ) -> Result<Response<Self::PipelineStream>, Status> {
+        // The token is checked (and hashed) once for the whole stream; each operation looks
+        // it up again and is checked on its grant.
+        let who = Arc::new(self.auth.open_stream(req.metadata())?);
         let service = self.clone();
         Ok(Response::new(pipeline::serve(
             req.into_inner(),
             |m: ClientRequests| m.requests,
             move |r: ClientRequest| {
-                let service = service.clone();
-                async move { service.answer(r).await }
+                let (service, who) = (service.clone(), who.clone());
+                async move { service.answer(&who, r).await }
             },
             |responses| ClientResponses { responses },
         )))
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let who = self.auth.authenticate(req.metadata())?;
+        self.get_as(&who, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let who = self.auth.authenticate(req.metadata())?;
+        self.put_as(&who, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn delete(
+        &self,
+        req: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let who = self.auth.authenticate(req.metadata())?;
+        self.delete_as(&who, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+}
+
+impl ClientService {
+    /// A get by `who`.
+    async fn get_as(&self, who: &Principal, r: GetRequest) -> Result<GetResponse, Status> {
+        who.may_read(&r.collection)?;
         let _admitted = self.admit()?;
-        let r = req.into_inner();
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;
         let level = Level::from_proto(r.consistency)?;
@@ -150,17 +182,18 @@ impl Client for ClientService {
                 .await?;
             (set, None)
         };
-        Ok(Response::new(GetResponse {
+        Ok(GetResponse {
             values: set.live_values().cloned().collect(),
             context: context_token(set.context()),
             coordinator: self.coordinator.node_id().to_string(),
             trace,
-        }))
+        })
     }
 
-    async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+    /// A put by `who`.
+    async fn put_as(&self, who: &Principal, r: PutRequest) -> Result<PutResponse, Status> {
+        who.may_write(&r.collection)?;
         let _admitted = self.admit()?;
-        let r = req.into_inner();
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;
         validate::document(&r.document, self.max_document_bytes)?;
@@ -180,21 +213,19 @@ impl Client for ClientService {
         } else {
             (self.coordinator.put(op).await?, None)
         };
-        Ok(Response::new(PutResponse {
+        Ok(PutResponse {
             context: context_token(&reply.context),
             acknowledged_by: reply.acknowledged_by,
             hinted_for: reply.hinted_for,
             coordinator: self.coordinator.node_id().to_string(),
             trace,
-        }))
+        })
     }
 
-    async fn delete(
-        &self,
-        req: Request<DeleteRequest>,
-    ) -> Result<Response<DeleteResponse>, Status> {
+    /// A delete by `who`.
+    async fn delete_as(&self, who: &Principal, r: DeleteRequest) -> Result<DeleteResponse, Status> {
+        who.may_write(&r.collection)?;
         let _admitted = self.admit()?;
-        let r = req.into_inner();
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;
         let context = if r.context.is_empty() {
@@ -218,12 +249,12 @@ impl Client for ClientService {
         } else {
             (self.coordinator.delete(op, context).await?, None)
         };
-        Ok(Response::new(DeleteResponse {
+        Ok(DeleteResponse {
             context: context_token(&reply.context),
             acknowledged_by: reply.acknowledged_by,
             hinted_for: reply.hinted_for,
             coordinator: self.coordinator.node_id().to_string(),
             trace,
-        }))
+        })
     }
 }

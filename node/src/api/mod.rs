@@ -2,11 +2,13 @@
 //! place request errors become status codes.
 
 pub mod admin;
+pub mod auth;
 pub mod client;
 mod indexes;
 pub mod internode;
 pub mod pipeline;
 pub mod query;
+mod tokens;
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use ringdb_proto::v1::{
     CollectionDef, CollectionList, GossipAck, GossipAck2, GossipSyn, IndexDef, MemberList,
-    MemberState,
+    MemberState, TokenDef,
 };
 
 use super::{indexes, Membership, STATUS_LEFT};
@@ -54,6 +54,7 @@ pub async fn persist(membership: &Membership, storage: &Storage) {
     let schema = CollectionList {
         collections: membership.schema().all(),
         indexes: membership.schema().indexes().all(),
+        tokens: membership.schema().tokens().all(),
     };
     if let Err(e) = storage
         .put_meta(COLLECTIONS_META_KEY, schema.encode_to_vec())
@@ -73,41 +74,49 @@ pub fn answer_syn(membership: &Membership, syn: &GossipSyn) -> GossipAck {
         states.extend(membership.states_of(std::slice::from_ref(&syn.from)));
     }
     let schema_differs = syn.schema_digest != membership.schema().digest();
-    let (collections, indexes) = schema_if(membership, schema_differs);
+    let (collections, indexes, tokens) = schema_if(membership, schema_differs);
     GossipAck {
         states,
         wanted,
         collections,
         schema_differs,
         indexes,
+        tokens,
     }
 }
 
-/// This node's collection and index definitions when the peer's schema differs.
-fn schema_if(membership: &Membership, differs: bool) -> (Vec<CollectionDef>, Vec<IndexDef>) {
+/// What one node's definitions travel as: collections, indexes and token records.
+type Definitions = (Vec<CollectionDef>, Vec<IndexDef>, Vec<TokenDef>);
+
+/// This node's collection, index and token definitions when the peer's schema differs.
+fn schema_if(membership: &Membership, differs: bool) -> Definitions {
     if differs {
         (
             membership.schema().all(),
             membership.schema().indexes().all(),
+            membership.schema().tokens().all(),
         )
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), Vec::new())
     }
 }
 
-/// Fold in a peer's collection and index definitions; returns whether anything changed.
+/// Fold in a peer's collection, index and token definitions; returns whether anything
+/// changed.
 fn merge_schema(
     membership: &Membership,
     collections: &[CollectionDef],
     indexes: &[IndexDef],
+    tokens: &[TokenDef],
 ) -> bool {
     let collections = membership.schema().merge(collections);
-    membership.schema().indexes().merge(indexes) | collections
+    let tokens = membership.schema().tokens().merge(tokens);
+    membership.schema().indexes().merge(indexes) | collections | tokens
 }
 
 /// Last leg, at the receiver: take the states we asked for. Returns whether to persist.
 pub fn take_ack2(membership: &Membership, ack2: &GossipAck2) -> bool {
-    let schema = merge_schema(membership, &ack2.collections, &ack2.indexes);
+    let schema = merge_schema(membership, &ack2.collections, &ack2.indexes, &ack2.tokens);
     membership.merge(&ack2.states) | schema
 }
 
@@ -131,14 +140,15 @@ pub async fn round(
         }
         Err(_) => return None,
     };
-    let changed =
-        membership.merge(&ack.states) | merge_schema(membership, &ack.collections, &ack.indexes);
+    let changed = membership.merge(&ack.states)
+        | merge_schema(membership, &ack.collections, &ack.indexes, &ack.tokens);
     if !ack.wanted.is_empty() || ack.schema_differs {
-        let (collections, indexes) = schema_if(membership, ack.schema_differs);
+        let (collections, indexes, tokens) = schema_if(membership, ack.schema_differs);
         let ack2 = GossipAck2 {
             states: membership.states_of(&ack.wanted),
             collections,
             indexes,
+            tokens,
         };
         let _ = tokio::time::timeout(timeout, transport.gossip_finish(address, ack2)).await;
     }

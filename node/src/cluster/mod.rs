@@ -29,6 +29,7 @@ pub mod phi;
 pub mod schema;
 mod states;
 pub mod stream;
+pub mod tokens;
 mod topology;
 
 use std::collections::BTreeMap;

@@ -15,6 +15,7 @@ use std::sync::RwLock;
 use ringdb_proto::v1::CollectionDef;
 
 use super::indexes::IndexDefs;
+use super::tokens::TokenDefs;
 
 /// Why a collection cannot be created.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,6 +38,7 @@ pub struct Schema {
     default_replication: u32,
     defs: RwLock<BTreeMap<String, CollectionDef>>,
     indexes: IndexDefs,
+    tokens: TokenDefs,
 }
 
 /// Which collections one streaming pass covers: those with one replication factor.
@@ -71,6 +73,7 @@ impl Schema {
             default_replication,
             defs: RwLock::new(BTreeMap::new()),
             indexes: IndexDefs::default(),
+            tokens: TokenDefs::default(),
         };
         s.merge(&known);
         s
@@ -79,6 +82,11 @@ impl Schema {
     /// The index definitions.
     pub fn indexes(&self) -> &IndexDefs {
         &self.indexes
+    }
+
+    /// The access-token records.
+    pub fn tokens(&self) -> &TokenDefs {
+        &self.tokens
     }
 
     /// N of collections created by a first write.
@@ -206,7 +214,7 @@ impl Schema {
         changed
     }
 
-    /// Hash of the collection and index definitions: equal digests mean equal schemas
+    /// Hash of the collection, index and token definitions: equal digests mean equal schemas
     /// (gossip skips sending them).
     pub fn digest(&self) -> u64 {
         // FNV-1a: stable across builds, so nodes of different versions still agree.
@@ -225,6 +233,7 @@ impl Schema {
             eat(&[0]);
         }
         self.indexes.digest_into(&mut eat);
+        self.tokens.digest_into(&mut eat);
         h
     }
 

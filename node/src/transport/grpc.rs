@@ -3,16 +3,19 @@
 //! peer's pipeline; every other message is its own unary call.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ringdb_proto::v1::internode_client::InternodeClient;
 use ringdb_proto::v1::{pipe_request, pipe_response};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use super::pipe::Pipe;
 use super::{PeerRequest, PeerResponse, Transport, TransportError};
+use crate::security::tls::Tls;
+use crate::security::{NodeCredential, PeerChannel};
 
 /// Largest internode message: a sibling set can hold several maximum-size documents.
 pub const MAX_INTERNODE_MESSAGE: usize = 256 * 1024 * 1024;
@@ -29,26 +32,60 @@ pub const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// gRPC peer channels, created on first use and reused.
 pub struct GrpcTransport {
-    clients: RwLock<HashMap<String, InternodeClient<Channel>>>,
+    clients: RwLock<HashMap<String, InternodeClient<PeerChannel>>>,
     pipes: RwLock<HashMap<String, Arc<Pipe>>>,
     connect_timeout: Duration,
+    tls: Option<Arc<Tls>>,
+    credential: NodeCredential,
+    /// The TLS generation the cached channels were made with.
+    made_with: AtomicU64,
 }
 
 impl GrpcTransport {
     /// A transport whose connection attempts give up after `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Self {
+        Self::secured(connect_timeout, None, NodeCredential::default())
+    }
+
+    /// A transport that dials peers over TLS (presenting this node's certificate) when
+    /// `tls` is set, and sends `credential` with every request.
+    pub fn secured(
+        connect_timeout: Duration,
+        tls: Option<Arc<Tls>>,
+        credential: NodeCredential,
+    ) -> Self {
         GrpcTransport {
             clients: RwLock::new(HashMap::new()),
             pipes: RwLock::new(HashMap::new()),
             connect_timeout,
+            made_with: AtomicU64::new(tls.as_ref().map_or(0, |t| t.generation())),
+            tls,
+            credential,
         }
     }
 
-    fn client(&self, to: &str) -> Result<InternodeClient<Channel>, TransportError> {
+    /// Forget every channel made with certificates that have since been replaced, so the
+    /// next request connects with the new ones.
+    fn renew_after_reload(&self) {
+        let Some(tls) = &self.tls else { return };
+        let now = tls.generation();
+        if self.made_with.swap(now, Ordering::Relaxed) != now {
+            if let Ok(mut m) = self.clients.write() {
+                m.clear();
+            }
+            if let Ok(mut m) = self.pipes.write() {
+                m.clear();
+            }
+        }
+    }
+
+    fn client(&self, to: &str) -> Result<InternodeClient<PeerChannel>, TransportError> {
+        self.renew_after_reload();
         if let Some(c) = self.clients.read().ok().and_then(|m| m.get(to).cloned()) {
             return Ok(c);
         }
-        let endpoint = Endpoint::from_shared(format!("http://{to}"))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{to}"))
             .map_err(|e| TransportError::Unreachable(format!("bad peer address {to}: {e}")))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
@@ -56,7 +93,16 @@ impl GrpcTransport {
             .initial_connection_window_size(CONNECTION_WINDOW)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_while_idle(true);
-        let client = InternodeClient::new(endpoint.connect_lazy())
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.client_config()).map_err(|e| {
+                TransportError::Unreachable(format!("TLS settings for peer {to}: {e}"))
+            })?;
+        }
+        let channel = tonic::service::interceptor::InterceptedService::new(
+            endpoint.connect_lazy(),
+            self.credential.clone(),
+        );
+        let client = InternodeClient::new(channel)
             .max_decoding_message_size(MAX_INTERNODE_MESSAGE)
             .max_encoding_message_size(MAX_INTERNODE_MESSAGE);
         if let Ok(mut m) = self.clients.write() {
@@ -67,6 +113,7 @@ impl GrpcTransport {
 
     /// The peer's pipeline, opened (or reopened after it broke) on demand.
     fn pipe(&self, to: &str) -> Result<Arc<Pipe>, TransportError> {
+        self.renew_after_reload();
         if let Some(p) = self.pipes.read().ok().and_then(|m| m.get(to).cloned()) {
             if !p.is_broken() {
                 return Ok(p);

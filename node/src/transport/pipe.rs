@@ -14,9 +14,9 @@ use ringdb_proto::v1::{
     pipe_request, pipe_response, PipeRequest, PipeRequests, PipeResponse, PipeResponses,
 };
 use ringdb_wire::pipe::{Answers, Connect, Wording};
-use tonic::transport::Channel;
 
 use super::TransportError;
+use crate::security::PeerChannel;
 
 pub(crate) use ringdb_wire::pipe::{batched, MAX_BATCH};
 
@@ -33,7 +33,7 @@ pub(super) struct Pipe {
 impl Pipe {
     /// Start a pipeline over `client`'s channel; the stream opens in the background and
     /// requests queue meanwhile.
-    pub(super) fn open(client: InternodeClient<Channel>) -> Arc<Pipe> {
+    pub(super) fn open(client: InternodeClient<PeerChannel>) -> Arc<Pipe> {
         let wording = Wording {
             ended: "peer pipeline ended",
             hung_up: TransportError::Unreachable("peer closed the pipeline".into()),
@@ -56,7 +56,7 @@ impl Pipe {
 }
 
 /// The Internode service's pipeline call, as the stream under a peer's pipe.
-struct Peer(InternodeClient<Channel>);
+struct Peer(InternodeClient<PeerChannel>);
 
 impl Connect<pipe_request::Op, pipe_response::Result, TransportError> for Peer {
     async fn connect(

@@ -12,6 +12,7 @@ use ringdb_proto::v1::{
 
 use crate::indexes::{self, IndexCommand};
 use crate::remote::{connect, connect_for, status_error, HostArg};
+use crate::tokens::{self, TokenCommand};
 
 /// `ringdb status`.
 #[derive(clap::Args)]
@@ -91,6 +92,8 @@ pub enum AdminCommand {
     },
     #[command(flatten)]
     Indexes(IndexCommand),
+    #[command(flatten)]
+    Tokens(TokenCommand),
 }
 
 /// A collection's options as `replication = N[, ttl = S s]`.
@@ -230,6 +233,7 @@ async fn wait_left(host: &HostArg, id: &str) -> anyhow::Result<()> {
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Indexes(c) => indexes::run(c).await?,
+        AdminCommand::Tokens(c) => tokens::run(c).await?,
         AdminCommand::Decommission { host, no_wait } => {
             let mut client = connect(&host).await?;
             let id = client

@@ -5,6 +5,7 @@ mod admin;
 mod dev;
 mod indexes;
 mod remote;
+mod tokens;
 
 /// glibc malloc spent ~15% of CPU under load (cross-thread frees); mimalloc does not.
 #[global_allocator]
@@ -38,7 +39,8 @@ enum Command {
     /// Show every node as the node asked sees it: up/down, state, load, ownership, hints.
     Status(admin::StatusArgs),
     /// Change the cluster: decommission, removenode, create-collection, collections,
-    /// create-index, drop-index, list-indexes, repair.
+    /// create-index, drop-index, list-indexes, repair, create-token, list-tokens,
+    /// revoke-token.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
 }
@@ -122,6 +124,47 @@ struct ServeArgs {
     /// Failure-detector threshold: a peer whose phi exceeds it is considered down.
     #[arg(long, default_value_t = 8.0)]
     phi_threshold: f64,
+    /// This node's certificate (PEM, leaf first): the port then speaks only TLS, and nodes
+    /// authenticate each other with it (mutual TLS). Needs --tls-key and --tls-ca; the
+    /// three files are read again when they change.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): node certificates must chain to it.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// Every client request needs `authorization: Bearer TOKEN` metadata.
+    #[arg(long, requires = "auth_bootstrap_token_file")]
+    auth: bool,
+    /// File holding the first admin token (any printable ASCII string of 16+ characters,
+    /// surrounding whitespace ignored); give every node the same one.
+    #[arg(long, requires = "auth")]
+    auth_bootstrap_token_file: Option<PathBuf>,
+    /// Turning TLS on in a running cluster by rolling restarts (docs/security.md): serve
+    /// TLS and plaintext on the port, and dial peers in `plaintext` (step 1) or over `tls`
+    /// (step 2); a third restart without it ends the transition.
+    #[arg(long, value_parser = ["plaintext", "tls"], requires = "tls_cert")]
+    tls_transitional: Option<String>,
+    /// File holding the secret nodes prove membership with when TLS is off (default with
+    /// --auth: one derived from the bootstrap token). With TLS node certificates do that.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+}
+
+/// A secret read from a file: trimmed, printable ASCII, at least 16 characters.
+fn read_secret(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    let raw = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    let secret = raw.trim().to_string();
+    if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "the {what} in {} must be at least 16 printable ASCII characters without spaces",
+            path.display()
+        );
+    }
+    Ok(secret)
 }
 
 fn init_logs() {
@@ -155,6 +198,22 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.aae.tombstone_grace = Duration::from_secs(a.tombstone_grace_secs);
     config.membership.gossip_interval = Duration::from_millis(a.gossip_interval_ms.max(10));
     config.membership.phi_threshold = a.phi_threshold;
+    if let (Some(cert), Some(key), Some(ca)) = (a.tls_cert, a.tls_key, a.tls_ca) {
+        config.security.tls = Some(ringdb_node::security::tls::TlsFiles { cert, key, ca });
+    }
+    config.security.transition = match a.tls_transitional.as_deref() {
+        Some("plaintext") => ringdb_node::security::Transition::DialPlaintext,
+        Some(_) => ringdb_node::security::Transition::DialTls,
+        None => ringdb_node::security::Transition::None,
+    };
+    if a.auth {
+        if let Some(f) = &a.auth_bootstrap_token_file {
+            config.security.bootstrap_token = Some(read_secret(f, "bootstrap token")?);
+        }
+    }
+    if let Some(f) = &a.cluster_secret_file {
+        config.security.cluster_secret = Some(read_secret(f, "cluster secret")?);
+    }
     let node = server::start(config)
         .await
         .context("node failed to start")?;
