@@ -488,13 +488,28 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .set_serving::<InternodeServer<InternodeService>>()
         .await;
     health.set_serving::<AdminServer<AdminService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ringdb_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: grpcurl speaks v1, but many tools and Python's reflection
+    // client still speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ringdb_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| StartError::Server(e.to_string()))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| StartError::Server(e.to_string()))?;
     let client_limit = config.max_document_bytes + 1024 * 1024;
+    let limits = crate::api::wire::WireLimits {
+        max_message_bytes: client_limit,
+        max_document_bytes: config.max_document_bytes,
+    };
     let router = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(move |r| {
+            limits.rewrite(r)
+        }))
         .initial_stream_window_size(crate::transport::grpc::STREAM_WINDOW)
         .initial_connection_window_size(crate::transport::grpc::CONNECTION_WINDOW)
         .add_service(
@@ -520,10 +535,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
                 parts.anti_entropy.clone(),
                 auth.clone(),
             ))
+            .max_decoding_message_size(client_limit)
             .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
         )
         .add_service(health_service)
-        .add_service(reflection);
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let stopped = async {
         let _ = shutdown_rx.await;

@@ -144,7 +144,7 @@ impl Admin for AdminService {
         let set = self.coordinator.local_get(&r.collection, &r.key).await?;
         Ok(Response::new(LocalGetResponse {
             values: set.live_values().cloned().collect(),
-            context: context_token(set.context()),
+            context: context_token(&r.collection, &r.key, set.context()),
             versions: set
                 .versions()
                 .iter()

@@ -16,9 +16,10 @@ use super::auth::{Auth, Principal, StreamCredential};
 use super::pipeline::{self, Answers};
 use super::query;
 
-use crate::coordinator::validate::{self, context_token};
+use crate::coordinator::validate::{self, context_token, context_token_at};
 use crate::coordinator::{Coordinator, Level, WriteOp};
 use crate::query::QueryEngine;
+use crate::ring::token_for;
 
 /// Serves `ringdb.v1.Client`.
 #[derive(Clone)]
@@ -184,7 +185,7 @@ impl ClientService {
         };
         Ok(GetResponse {
             values: set.live_values().cloned().collect(),
-            context: context_token(set.context()),
+            context: context_token(&r.collection, &r.key, set.context()),
             coordinator: self.coordinator.node_id().to_string(),
             trace,
         })
@@ -197,8 +198,9 @@ impl ClientService {
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;
         validate::document(&r.document, self.max_document_bytes)?;
+        let bound = token_for(&r.collection, &r.key);
         let op = WriteOp {
-            context: validate::context(&r.context)?,
+            context: validate::context(&r.context, &r.collection, &r.key)?,
             level: Level::from_proto(r.consistency)?,
             durability: super::durability(r.durability)?,
             timeout: super::timeout(r.timeout_ms, self.coordinator.config().request_timeout),
@@ -214,7 +216,7 @@ impl ClientService {
             (self.coordinator.put(op).await?, None)
         };
         Ok(PutResponse {
-            context: context_token(&reply.context),
+            context: context_token_at(bound, &reply.context),
             acknowledged_by: reply.acknowledged_by,
             hinted_for: reply.hinted_for,
             coordinator: self.coordinator.node_id().to_string(),
@@ -231,8 +233,9 @@ impl ClientService {
         let context = if r.context.is_empty() {
             None
         } else {
-            Some(validate::context(&r.context)?)
+            Some(validate::context(&r.context, &r.collection, &r.key)?)
         };
+        let bound = token_for(&r.collection, &r.key);
         let op = WriteOp {
             context: Default::default(),
             level: Level::from_proto(r.consistency)?,
@@ -250,7 +253,7 @@ impl ClientService {
             (self.coordinator.delete(op, context).await?, None)
         };
         Ok(DeleteResponse {
-            context: context_token(&reply.context),
+            context: context_token_at(bound, &reply.context),
             acknowledged_by: reply.acknowledged_by,
             hinted_for: reply.hinted_for,
             coordinator: self.coordinator.node_id().to_string(),

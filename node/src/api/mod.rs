@@ -9,6 +9,7 @@ pub mod internode;
 pub mod pipeline;
 pub mod query;
 mod tokens;
+pub mod wire;
 
 use std::time::Duration;
 

@@ -44,15 +44,15 @@ fn query_timeout(ms: u32) -> Duration {
     }
 }
 
-fn page_to_proto(page: FoundPage, coordinator: &str) -> FindPage {
+fn page_to_proto(page: FoundPage, collection: &str, coordinator: &str) -> FindPage {
     FindPage {
         documents: page
             .documents
             .into_iter()
             .map(|d| FindDocument {
+                context: context_token(collection, &d.key, &d.context),
                 key: d.key,
                 values: d.values,
-                context: context_token(&d.context),
             })
             .collect(),
         next_page_token: page.next.unwrap_or_default(),
@@ -95,7 +95,7 @@ pub async fn find(engine: Arc<QueryEngine>, r: FindRequest) -> Result<FindStream
     let mut sent = first.documents.len() as u64;
     let mut next = first.next.clone();
     let (tx, rx) = mpsc::channel(PAGES_AHEAD);
-    let _ = tx.send(Ok(page_to_proto(first, &me))).await;
+    let _ = tx.send(Ok(page_to_proto(first, &q.collection, &me))).await;
     tokio::spawn(async move {
         while let Some(token) = next.take().filter(|_| sent < limit) {
             q.page_size = size_for(sent);
@@ -109,7 +109,11 @@ pub async fn find(engine: Arc<QueryEngine>, r: FindRequest) -> Result<FindStream
             };
             sent += page.documents.len() as u64;
             next = page.next.clone();
-            if tx.send(Ok(page_to_proto(page, &me))).await.is_err() {
+            if tx
+                .send(Ok(page_to_proto(page, &q.collection, &me)))
+                .await
+                .is_err()
+            {
                 return; // The client went away.
             }
         }

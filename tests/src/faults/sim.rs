@@ -290,7 +290,7 @@ impl SimStore {
             collection: COLLECTION.into(),
             key: key.into(),
             value,
-            context: context(ctx.as_deref().unwrap_or("")).map_err(failure)?,
+            context: context(ctx.as_deref().unwrap_or(""), COLLECTION, key).map_err(failure)?,
             level: node_level(level),
             durability: Durability::Durable,
             timeout: self.timeout,
@@ -330,7 +330,7 @@ impl Store for SimStore {
             .map_err(failure)?;
         Ok(Read {
             values: set.live_values().map(|b| b.to_vec()).collect(),
-            context: context_token(set.context()),
+            context: context_token(COLLECTION, key, set.context()),
         })
     }
 
@@ -345,7 +345,7 @@ impl Store for SimStore {
         let c = self.coordinator().await?;
         let op = self.op(key, Some(Bytes::from(doc)), &ctx, level)?;
         let reply = c.put(op).await.map_err(failure)?;
-        Ok(context_token(&reply.context))
+        Ok(context_token(COLLECTION, key, &reply.context))
     }
 
     async fn delete(
@@ -362,7 +362,7 @@ impl Store for SimStore {
             None => None,
         };
         let reply = c.delete(op, given).await.map_err(failure)?;
-        Ok(context_token(&reply.context))
+        Ok(context_token(COLLECTION, key, &reply.context))
     }
 }
 
