@@ -218,10 +218,10 @@ impl Client {
 
     /// Delete with options; with a context, exactly the versions it covers are deleted.
     ///
-    /// A context that has seen nothing (from a read that found no document, not even a
-    /// deleted one) covers nothing, so nothing is sent and nothing is deleted. On the wire
-    /// an empty context means "delete what a read sees", which would delete versions the
-    /// caller never saw.
+    /// An empty context (`Context::default()`) has seen nothing, so nothing is sent and
+    /// nothing is deleted: on the wire an empty context means "delete what a read sees",
+    /// which would delete versions the caller never saw. (A read that found nothing returns
+    /// a non-empty context that covers nothing; the node deletes nothing newer with it.)
     pub async fn delete_with(
         &self,
         collection: &str,

@@ -283,6 +283,28 @@ impl NodeProc {
         }
     }
 
+    /// Every version (tombstones as `None`) of `collection`/`key` in this node's own replica
+    /// (raw `Admin.LocalGet`); empty when the replica has never seen the key.
+    pub async fn local_versions(&self, collection: &str, key: &str) -> Vec<Option<Vec<u8>>> {
+        use ringdb_proto::v1::admin_client::AdminClient;
+        use ringdb_proto::v1::LocalGetRequest;
+        let mut admin = AdminClient::connect(format!("http://{}", self.address))
+            .await
+            .expect("admin connection");
+        let r = admin
+            .local_get(LocalGetRequest {
+                collection: collection.into(),
+                key: key.into(),
+            })
+            .await
+            .expect("LocalGet")
+            .into_inner();
+        r.versions
+            .into_iter()
+            .map(|v| v.value.map(|b| b.to_vec()))
+            .collect()
+    }
+
     /// Every entry key of the index on `path` of `collection` in this node's own replica
     /// (raw `Admin.LocalIndexScan`, paged), whatever the index's state.
     pub async fn local_index_entries(

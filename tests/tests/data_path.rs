@@ -67,9 +67,8 @@ async fn with_one_node_down_quorum_works_and_all_is_unavailable_without_writing(
     }
     // Nothing was written anywhere by the refused ALL write.
     for n in cluster.nodes.iter().filter(|n| n.is_running()) {
-        let local = n.client().await.local_get("c", "all-write").await.unwrap();
         assert!(
-            local.values.is_empty() && local.context.is_empty(),
+            n.local_versions("c", "all-write").await.is_empty(),
             "{} holds the refused write",
             n.id
         );
@@ -390,9 +389,8 @@ async fn bad_input_is_invalid_argument_and_writes_nothing() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     for n in &cluster.nodes {
-        let local = n.client().await.local_get("c", "k").await.unwrap();
         assert!(
-            local.values.is_empty() && local.context.is_empty(),
+            n.local_versions("c", "k").await.is_empty(),
             "{} stored rejected input",
             n.id
         );
@@ -420,14 +418,14 @@ async fn deletes_hide_the_document_and_a_later_write_with_the_context_revives_it
         "but the tombstone's context is returned"
     );
     for n in &cluster.nodes {
-        wait_until(Duration::from_secs(5), "tombstone on every replica", || {
-            let n = n.address.clone();
-            async move {
-                let c = ringdb_client::Client::connect([n]).await.unwrap();
-                let l = c.local_get("c", "d").await.unwrap();
-                l.values.is_empty() && !l.context.is_empty()
-            }
-        })
+        wait_until(
+            Duration::from_secs(5),
+            "tombstone on every replica",
+            || async {
+                let versions = n.local_versions("c", "d").await;
+                !versions.is_empty() && versions.iter().all(Option::is_none)
+            },
+        )
         .await;
     }
     client

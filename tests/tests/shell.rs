@@ -35,9 +35,12 @@ async fn json_output_follows_the_contract() {
     assert_eq!(out[2]["key"], "alice");
     let values = out[2]["values"].as_array().unwrap();
     assert_eq!(values.len(), 2, "two blind PUTs are siblings: {values:?}");
-    assert_eq!(
-        out[3],
-        json!({"key": "nobody", "values": [], "context": ""})
+    assert_eq!(out[3]["key"], "nobody");
+    assert_eq!(out[3]["values"], json!([]));
+    assert!(
+        out[3]["context"].as_str().is_some_and(|c| !c.is_empty()),
+        "a not-found read gives a context that covers nothing: {}",
+        out[3]
     );
     let nodes = out[4]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
