@@ -260,9 +260,18 @@ async fn a_traced_delete_without_a_context_shows_the_read_it_made_first() {
     let t = traced.trace;
     assert!(t.note.is_empty());
     assert_eq!(t.read.as_deref().map(|r| r.required), Some(2));
-    assert_eq!(
+    // The tombstone was written: a quorum acknowledged it. Which two answered first is a
+    // race (under load the coordinator's own write can still be pending when two peers have
+    // answered), so the test counts acknowledgements instead of naming replicas.
+    let acked = t
+        .events
+        .iter()
+        .filter(|e| outcome(e) == ReplicaOutcome::Ok)
+        .count();
+    assert!(acked >= 2, "the tombstone was written: {t:#?}");
+    assert_ne!(
         outcome(event(&t, "n1", ReplicaRole::Local)),
-        ReplicaOutcome::Ok,
-        "the tombstone was written: {t:#?}"
+        ReplicaOutcome::Failed,
+        "{t:#?}"
     );
 }
