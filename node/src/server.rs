@@ -203,6 +203,8 @@ pub struct Assembled {
     index_build: BuildPace,
     /// Its queries: coordinated here, and its replica's part of others'.
     pub queries: Arc<QueryEngine>,
+    /// How it reaches peers, every call's outcome noted in its membership view.
+    pub transport: Arc<dyn Transport>,
 }
 
 impl Assembled {
@@ -217,11 +219,8 @@ impl Assembled {
 
     /// Start the background work (gossip, hint replay, anti-entropy, TTL sweeps, index
     /// builds and drops, and finishing a join); the tasks run until aborted.
-    pub fn spawn_background(
-        &self,
-        transport: Arc<dyn Transport>,
-        seeds: Vec<String>,
-    ) -> Vec<JoinHandle<()>> {
+    pub fn spawn_background(&self, seeds: Vec<String>) -> Vec<JoinHandle<()>> {
+        let transport = self.transport.clone();
         let storage = self.coordinator.storage().clone();
         let mut tasks = vec![
             tokio::spawn(gossip::run(
@@ -372,6 +371,7 @@ pub async fn assemble(
         .indexes()
         .attach(storage.indexes().clone());
     gossip::persist(&membership, &storage).await;
+    let transport = crate::cluster::Watched::new(transport, membership.clone());
 
     let actor = format!("{}.{}", config.node_id, incarnation);
     let hints = Hints::open(
@@ -406,6 +406,7 @@ pub async fn assemble(
         anti_entropy,
         index_build: config.index_build.clone(),
         queries,
+        transport,
     })
 }
 
@@ -465,18 +466,16 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             None => (NodeGuard::Open, None),
         },
     };
-    let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::secured(
+    let grpc = Arc::new(GrpcTransport::secured(
         Duration::from_millis(500),
         dial_tls,
         credential,
     ));
-    let parts = assemble(
-        &config,
-        Arc::new(engine),
-        transport.clone(),
-        address.clone(),
-    )
-    .await?;
+    let parts = assemble(&config, Arc::new(engine), grpc.clone(), address.clone()).await?;
+    let view = parts.membership.clone();
+    grpc.on_refused(Arc::new(move |address: &str, why: &str| {
+        view.note_refused(address, why);
+    }));
     let (membership, coordinator) = (parts.membership.clone(), parts.coordinator.clone());
     let auth = Arc::new(match &security.bootstrap_token {
         Some(token) => Auth::on(membership.clone(), token),
@@ -561,7 +560,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
         }
     };
-    background.extend(parts.spawn_background(transport, config.seeds.clone()));
+    background.extend(parts.spawn_background(config.seeds.clone()));
     tracing::info!(
         node = %config.node_id,
         %address,

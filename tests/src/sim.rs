@@ -185,7 +185,7 @@ impl SimNode {
             .await
             .expect("assemble node");
         net.attach(&id, Arc::new(parts.internode_service()));
-        let background = parts.spawn_background(transport, config.seeds.clone());
+        let background = parts.spawn_background(config.seeds.clone());
         // One topology change at a time: wait until this node has finished joining.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while parts.membership.own_status() != ringdb_node::cluster::STATUS_NORMAL {

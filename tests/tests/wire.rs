@@ -364,3 +364,105 @@ async fn reflection_is_served_in_v1_and_v1alpha() {
         );
     }
 }
+
+/// A Put at `level` with no context.
+async fn put_at(
+    c: &mut ClientClient<Channel>,
+    key: &str,
+    level: ConsistencyLevel,
+) -> Result<(), tonic::Status> {
+    c.put(PutRequest {
+        collection: "k9".into(),
+        key: key.into(),
+        document: b"{\"a\":1}".to_vec().into(),
+        consistency: level as i32,
+        ..Default::default()
+    })
+    .await
+    .map(drop)
+}
+
+/// Defect 5: a replica killed with `kill -9` refuses connections, and that alone marks it
+/// down: the failure detector is made too patient to convict anyone during the test, so
+/// only the refused connection can make ALL fail with `UNAVAILABLE` before anything is
+/// written, while QUORUM goes on; a restarted replica counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_is_refused_at_once_and_nothing_is_written() {
+    let mut cluster = Cluster::start_with(3, &["--phi-threshold", "1000000"]).await;
+    let address = cluster.nodes[0].address.clone();
+    let mut c = ClientClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    // The coordinator's pipelines to both replicas are open before the kill.
+    put_at(&mut c, "before", ConsistencyLevel::All)
+        .await
+        .unwrap();
+    cluster.node("n3").kill9();
+
+    // Right after the kill: refused before anything is written, or (if the coordinator
+    // had not yet heard the connection break) failed mid-request with a message that says
+    // so, never a claimed timeout that did not happen.
+    match put_at(&mut c, "right-after", ConsistencyLevel::All).await {
+        Ok(()) => panic!("ALL met with a replica killed"),
+        Err(e) if e.code() == Code::Unavailable => {
+            eprintln!("right after the kill: {e:?}");
+            assert!(e.message().contains("nothing was written"), "{e:?}")
+        }
+        Err(e) => {
+            eprintln!("right after the kill: {e:?}");
+            assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+            assert!(e.message().contains("failed after"), "{e:?}");
+            assert!(e.message().contains("n3: connection"), "{e:?}");
+        }
+    }
+
+    // From now on n1 knows: its status says n3 is down although phi cannot say so.
+    let client = cluster.nodes[0].client().await;
+    ringdb_tests::wait_until(
+        std::time::Duration::from_secs(30),
+        "n1 to report n3 down",
+        || {
+            let client = client.clone();
+            async move {
+                client
+                    .status()
+                    .await
+                    .is_ok_and(|s| s.nodes.iter().any(|m| m.id == "n3" && !m.up))
+            }
+        },
+    )
+    .await;
+    let e = put_at(&mut c, "refused", ConsistencyLevel::All)
+        .await
+        .expect_err("ALL with n3 killed");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    let m = e.message();
+    assert!(m.contains("(n3 down; n3: connection"), "{m}");
+    assert!(m.contains("ago"), "says when: {m}");
+    assert!(m.contains("nothing was written"), "{m}");
+    for live in &cluster.nodes[..2] {
+        assert_eq!(
+            live.local_versions("k9", "refused").await,
+            Vec::<Option<Vec<u8>>>::new(),
+            "{} stored a write that was refused",
+            live.id
+        );
+    }
+    put_at(&mut c, "quorum", ConsistencyLevel::Quorum)
+        .await
+        .expect("QUORUM with one replica killed");
+
+    cluster.node("n3").restart().await;
+    let mut attempts = 0;
+    ringdb_tests::wait_until(
+        std::time::Duration::from_secs(60),
+        "ALL to succeed again once n3 is back",
+        || {
+            attempts += 1;
+            let mut c = c.clone();
+            let key = format!("back-{attempts}");
+            async move { put_at(&mut c, &key, ConsistencyLevel::All).await.is_ok() }
+        },
+    )
+    .await;
+}

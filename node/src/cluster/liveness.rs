@@ -1,7 +1,13 @@
 //! Which peers are up and how to reach them, as the phi-accrual detectors judge them, and
 //! the member report built on that. This node is always up in its own view.
+//!
+//! A refused or reset connection is stronger evidence than silence: the peer is down for
+//! this node's availability checks at once, before its phi rises (about six gossip
+//! intervals). Gossip still decides cluster-wide; the mark is local and lifts as soon as
+//! the peer answers anything or gossip shows it heartbeating after the refusal.
 
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use ringdb_proto::v1::MemberState;
 
@@ -30,8 +36,33 @@ pub struct MemberView {
     pub zone: String,
 }
 
+/// A refused connection to a peer: when, why, and the peer's state version known then.
+#[derive(Debug, Clone)]
+pub(super) struct Refusal {
+    at: Instant,
+    reason: String,
+    incarnation: u64,
+    heartbeat: u64,
+}
+
+impl Refusal {
+    /// Whether `newer` proves the peer ran after the refusal: a new incarnation (it
+    /// restarted), or a heartbeat two past the one known then (one may have been in flight
+    /// from before it died).
+    pub(super) fn outlived_by(&self, newer: &MemberState) -> bool {
+        newer.incarnation > self.incarnation || newer.heartbeat >= self.heartbeat + 2
+    }
+}
+
+impl super::Peer {
+    fn up(&self, now: Instant, threshold: f64) -> bool {
+        self.refused.is_none() && self.detector.phi(now) < threshold
+    }
+}
+
 impl Membership {
-    /// Whether a node is believed alive.
+    /// Whether a node is believed alive: its heartbeats arrive and no connection to it has
+    /// been refused since it last answered.
     pub fn is_up(&self, id: &str) -> bool {
         if id == self.me.id {
             return true;
@@ -40,7 +71,71 @@ impl Membership {
         self.read()
             .peers
             .get(id)
-            .is_some_and(|p| p.detector.phi(now) < self.config.phi_threshold)
+            .is_some_and(|p| p.up(now, self.config.phi_threshold))
+    }
+
+    /// A connection to `address` was refused or reset: treat its member as down here at
+    /// once. Returns the member's id when this marked it (it was not marked already).
+    pub fn note_refused(&self, address: &str, reason: &str) -> Option<String> {
+        let mut inner = self.write();
+        let p = inner
+            .peers
+            .values_mut()
+            .find(|p| p.state.address == address && p.state.id != self.me.id)?;
+        if p.refused.is_some() {
+            return None;
+        }
+        p.refused = Some(Refusal {
+            at: Instant::now(),
+            reason: reason.to_string(),
+            incarnation: p.state.incarnation,
+            heartbeat: p.state.heartbeat,
+        });
+        self.any_refused.store(true, Ordering::Release);
+        tracing::warn!(node = %p.state.id, %address, %reason, "peer refused the connection: down here until it answers");
+        Some(p.state.id.clone())
+    }
+
+    /// The peer at `address` answered (even with an error): whatever refused before is
+    /// serving again.
+    pub fn note_answered(&self, address: &str) {
+        if !self.any_refused.load(Ordering::Acquire) {
+            return;
+        }
+        let mut inner = self.write();
+        if let Some(p) = inner
+            .peers
+            .values_mut()
+            .find(|p| p.state.address == address && p.refused.is_some())
+        {
+            tracing::info!(node = %p.state.id, %address, "refused peer answers again");
+            p.refused = None;
+        }
+        let still = inner.peers.values().any(|p| p.refused.is_some());
+        self.any_refused.store(still, Ordering::Release);
+    }
+
+    /// Why a node is down in this view, for error messages: "connection refused (os error
+    /// 111), 120 ms ago" or "no heartbeat for 7.2 s".
+    pub fn down_reason(&self, id: &str) -> Option<String> {
+        if id == self.me.id {
+            return None;
+        }
+        let now = Instant::now();
+        let inner = self.read();
+        let Some(p) = inner.peers.get(id) else {
+            return Some("not a known member".to_string());
+        };
+        if let Some(r) = &p.refused {
+            return Some(format!("{}, {} ago", r.reason, ago(now - r.at)));
+        }
+        if p.detector.phi(now) >= self.config.phi_threshold {
+            return Some(match p.detector.silent_for(now) {
+                Some(d) => format!("no heartbeat for {}", ago(d)),
+                None => "no heartbeat since this node started".to_string(),
+            });
+        }
+        None
     }
 
     /// The failure detector's current suspicion of a node (0 for this node).
@@ -74,7 +169,7 @@ impl Membership {
                 (
                     p.state.id.clone(),
                     p.state.address.clone(),
-                    p.detector.phi(now) < self.config.phi_threshold,
+                    p.up(now, self.config.phi_threshold),
                 )
             })
             .collect()
@@ -105,9 +200,18 @@ impl Membership {
             self.read()
                 .peers
                 .values()
-                .map(|p| view(&p.state, p.detector.phi(now) < self.config.phi_threshold)),
+                .map(|p| view(&p.state, p.up(now, self.config.phi_threshold))),
         );
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+}
+
+/// "120 ms" or "7.2 s".
+fn ago(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }

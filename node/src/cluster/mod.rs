@@ -31,6 +31,7 @@ mod states;
 pub mod stream;
 pub mod tokens;
 mod topology;
+mod watched;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,7 @@ use crate::ring::{Ring, Token};
 pub use liveness::MemberView;
 use phi::PhiDetector;
 use schema::Schema;
+pub use watched::Watched;
 
 /// Wall-clock milliseconds since the Unix epoch from the system clock, for code without a
 /// node's [`Clock`](crate::clock::Clock) at hand; a node's own layers read the clock it was
@@ -86,6 +88,9 @@ impl Default for MembershipConfig {
 struct Peer {
     state: MemberState,
     detector: PhiDetector,
+    /// Set when a connection to it was refused or reset: down for availability checks at
+    /// once, whatever its phi, until it answers or gossip brings proof it is alive.
+    refused: Option<liveness::Refusal>,
 }
 
 struct Inner {
@@ -107,6 +112,8 @@ pub struct Membership {
     schema: Schema,
     /// Something durable changed outside gossip (a collection was created): persist soon.
     unsaved: AtomicBool,
+    /// Whether any peer is marked refused, so answers on the hot path skip the lock.
+    any_refused: AtomicBool,
     inner: RwLock<Inner>,
 }
 
@@ -118,6 +125,7 @@ impl Membership {
             me,
             schema: Schema::new(config.default_replication, Vec::new()),
             unsaved: AtomicBool::new(false),
+            any_refused: AtomicBool::new(false),
             config,
             inner: RwLock::new(Inner {
                 peers: BTreeMap::new(),

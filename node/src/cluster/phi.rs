@@ -58,6 +58,11 @@ impl PhiDetector {
         (mean, var.sqrt().max(mean / 4.0).max(MIN_STD_MS))
     }
 
+    /// How long since the last heartbeat, `None` before the first (for error messages).
+    pub fn silent_for(&self, now: Instant) -> Option<Duration> {
+        self.last.map(|l| now.saturating_duration_since(l))
+    }
+
     /// Suspicion at `now`: infinite before the first heartbeat. One expected interval of
     /// silence is always tolerated on top of the learned rhythm (a busy machine's pause).
     pub fn phi(&self, now: Instant) -> f64 {

@@ -116,6 +116,7 @@ impl Membership {
                             Peer {
                                 state: s.clone(),
                                 detector,
+                                refused: None,
                             },
                         );
                         changed = true;
@@ -137,6 +138,10 @@ impl Membership {
                                 p.detector = PhiDetector::new(self.config.gossip_interval);
                             }
                             p.state = s.clone();
+                            if p.refused.as_ref().is_some_and(|r| r.outlived_by(s)) {
+                                tracing::info!(node = %s.id, "refused peer heartbeats again");
+                                p.refused = None;
+                            }
                             if let Some(t) = arrived {
                                 p.detector.heartbeat(t);
                             }

@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::cluster::Membership;
@@ -256,26 +255,26 @@ impl Coordinator {
     ) -> Result<usize> {
         let required = level.required(self.n(collection));
         if r.live.len() < required {
-            let down: Vec<&str> = r
-                .all
+            let down: Vec<&String> = r.all.iter().filter(|n| !r.live.contains(n)).collect();
+            let why: Vec<String> = down
                 .iter()
-                .filter(|n| !r.live.contains(n))
-                .map(String::as_str)
+                .filter_map(|n| Some(format!("{n}: {}", self.membership.down_reason(n)?)))
                 .collect();
             return Err(Error::Unavailable(format!(
-                "{level} {what} of {collection}/{key} needs {required} of its {} replicas but only {} {} up ({} down); nothing was {}",
+                "{level} {what} of {collection}/{key} needs {required} of its {} replicas but only {} {} up ({} down{}); nothing was {}",
                 r.all.len(),
                 r.live.len(),
                 if r.live.len() == 1 { "is" } else { "are" },
-                if down.is_empty() { "none".to_string() } else { down.join(", ") },
+                if down.is_empty() {
+                    "none".to_string()
+                } else {
+                    down.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                },
+                if why.is_empty() { String::new() } else { format!("; {}", why.join("; ")) },
                 if what == "read" { "read" } else { "written" },
             )));
         }
         Ok(required)
-    }
-
-    fn deadline(timeout: Duration) -> Instant {
-        Instant::now() + timeout
     }
 
     /// This node's own replica of a key, without coordination or repair.

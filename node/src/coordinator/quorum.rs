@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -96,20 +97,49 @@ where
     }
 }
 
-/// "n2: connection refused; n3: no answer" for error messages.
+impl<T> Gathered<T> {
+    /// Whether the fan-out stopped because time ran out (else failures made the level
+    /// impossible while some calls were still running).
+    pub fn timed_out(&self, required: usize) -> bool {
+        self.ok.len() + self.pending >= required
+    }
+}
+
+/// Why a fan-out fell short, as error messages say it: "failed after 3.2 ms" when failures
+/// made the level impossible, "not met in 2000 ms" when time ran out.
+pub fn not_met<T>(g: &Gathered<T>, required: usize, started: Instant, timeout: Duration) -> String {
+    if g.timed_out(required) {
+        return format!("not met in {} ms", timeout.as_millis());
+    }
+    let took = started.elapsed();
+    if took < Duration::from_millis(10) {
+        format!("failed after {:.1} ms", took.as_secs_f64() * 1000.0)
+    } else {
+        format!("failed after {} ms", took.as_millis())
+    }
+}
+
+/// "n2: connection refused; n3: no answer" for error messages; replicas that had not
+/// answered are "no answer" when time ran out, "still running" when the request stopped
+/// early.
 pub fn describe_failures(
     failed: &[(String, String)],
     silent: impl IntoIterator<Item = String>,
+    timed_out: bool,
 ) -> String {
     let mut parts: Vec<String> = failed.iter().map(|(n, e)| format!("{n}: {e}")).collect();
-    parts.extend(silent.into_iter().map(|n| format!("{n}: no answer")));
+    let word = if timed_out {
+        "no answer"
+    } else {
+        "still running"
+    };
+    parts.extend(silent.into_iter().map(|n| format!("{n}: {word}")));
     parts.join("; ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     type Call = std::pin::Pin<Box<dyn Future<Output = Result<u32, String>> + Send>>;
 

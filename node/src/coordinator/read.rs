@@ -59,7 +59,8 @@ impl Coordinator {
         let replicas = self.replicas(collection, key);
         self.trace_plan(tracer, &replicas, level, n);
         let required = self.check_available("read", level, collection, key, &replicas)?;
-        let deadline = Self::deadline(timeout);
+        let started = Instant::now();
+        let deadline = started + timeout;
         // Ask our own copy first (no network), then the others in preference order; only
         // as many as the level needs, the rest on standby for speculative retry.
         let mut order: Vec<&String> = replicas
@@ -101,11 +102,11 @@ impl Coordinator {
         if gathered.ok.len() < required {
             let silent = silent(&replicas.live, &gathered);
             return Err(Error::Timeout(format!(
-                "{level} read of {collection}/{key} not met in {}ms: {} of {} replicas answered (needed {required}) [{}]",
-                timeout.as_millis(),
+                "{level} read of {collection}/{key} {}: {} of {} replicas answered (needed {required}) [{}]",
+                quorum::not_met(&gathered, required, started, timeout),
                 gathered.ok.len(),
                 replicas.all.len(),
-                describe_failures(&gathered.failed, silent),
+                describe_failures(&gathered.failed, silent, gathered.timed_out(required)),
             )));
         }
         let mut merged = SiblingSet::new();

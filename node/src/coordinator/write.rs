@@ -13,7 +13,7 @@ use futures::FutureExt;
 use ringdb_proto::v1::{CoordinateWriteRequest, ReplicaOutcome, ReplicaRole, RequestTrace};
 use tokio::time::Instant;
 
-use super::quorum::{describe_failures, gather};
+use super::quorum::{describe_failures, gather, not_met};
 use super::reach::{self, Missed};
 use super::trace::{no_digest, timed, Recorder, Traced, Tracer};
 use super::{
@@ -165,6 +165,13 @@ impl Coordinator {
                 hinted_for: r.hinted_for,
             }),
             Ok(Err(TransportError::Rejected { code, message })) => Err(from_code(code, message)),
+            Ok(Err(TransportError::Refused {
+                reason,
+                unsent: true,
+            })) => Err(Error::Unavailable(format!(
+                "write of {}/{} forwarded to replica {minter}: {reason}; nothing was written",
+                op.collection, op.key
+            ))),
             Ok(Err(e)) => Err(Error::Timeout(format!(
                 "write of {}/{} forwarded to replica {minter} failed: {e}; it may or may not have been stored",
                 op.collection, op.key
@@ -210,7 +217,8 @@ impl Coordinator {
         tracer: Tracer<'_>,
     ) -> Result<WriteReply> {
         let WritePlan { replicas, required } = plan;
-        let deadline = Self::deadline(op.timeout);
+        let started = Instant::now();
+        let deadline = started + op.timeout;
         let mint = Mint {
             actor: self.actor.clone(),
             context: op.context,
@@ -333,15 +341,24 @@ impl Coordinator {
             });
         }
         let silent = silent(&replicas.live, &gathered);
+        let stored: Vec<&str> = gathered.ok.iter().map(|(n, _)| n.as_str()).collect();
         Err(Error::Timeout(format!(
-            "{} write of {}/{} not met in {}ms: {} of {} replicas acknowledged (needed {required}) [{}]; the write may still have been stored",
+            "{} write of {}/{} {}: {} of {} replicas acknowledged (needed {required}) [{}]; {}",
             op.level,
             op.collection,
             op.key,
-            op.timeout.as_millis(),
+            not_met(&gathered, required, started, op.timeout),
             gathered.ok.len(),
             replicas.all.len(),
-            describe_failures(&gathered.failed, silent),
+            describe_failures(&gathered.failed, silent, gathered.timed_out(required)),
+            if stored.is_empty() {
+                "the write may still have been stored".to_string()
+            } else {
+                format!(
+                    "the write is stored on {} so far and may reach the others later",
+                    stored.join(", ")
+                )
+            },
         )))
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +13,7 @@ use ringdb_proto::v1::{pipe_request, pipe_response};
 use tonic::transport::Endpoint;
 
 use super::pipe::Pipe;
+pub use super::pipe::RefusalHook;
 use super::{PeerRequest, PeerResponse, Transport, TransportError};
 use crate::security::tls::Tls;
 use crate::security::{NodeCredential, PeerChannel};
@@ -39,6 +40,8 @@ pub struct GrpcTransport {
     credential: NodeCredential,
     /// The TLS generation the cached channels were made with.
     made_with: AtomicU64,
+    /// Told when a pipeline breaks on a refused or reset connection.
+    refused: OnceLock<RefusalHook>,
 }
 
 impl GrpcTransport {
@@ -61,7 +64,15 @@ impl GrpcTransport {
             made_with: AtomicU64::new(tls.as_ref().map_or(0, |t| t.generation())),
             tls,
             credential,
+            refused: OnceLock::new(),
         }
+    }
+
+    /// Have `hook` told `(address, why)` as soon as a peer's pipeline breaks on a refused
+    /// or reset connection (a killed process), not only when a later request fails. Set
+    /// once; later calls are ignored.
+    pub fn on_refused(&self, hook: RefusalHook) {
+        let _ = self.refused.set(hook);
     }
 
     /// Forget every channel made with certificates that have since been replaced, so the
@@ -129,7 +140,7 @@ impl GrpcTransport {
                 return Ok(p.clone());
             }
         }
-        let pipe = Pipe::open(client);
+        let pipe = Pipe::open(client, to.to_string(), self.refused.get().cloned());
         pipes.insert(to.to_string(), pipe.clone());
         Ok(pipe)
     }

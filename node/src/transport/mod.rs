@@ -27,9 +27,18 @@ pub use message::{MessageKind, PeerRequest, PeerResponse};
 /// Why a peer call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
-    /// The peer could not be reached (refused, reset, partitioned).
+    /// The peer could not be reached (partitioned, no route, TLS failure, ...).
     #[error("unreachable: {0}")]
     Unreachable(String),
+    /// Nothing serves at the peer's address any more: the connection was refused, reset or
+    /// broken. A strong sign the process is gone, acted on at once (`cluster::Watched`).
+    #[error("{reason}")]
+    Refused {
+        /// The I/O error's words: "connection refused (os error 111)".
+        reason: String,
+        /// The connection was refused when opened, so the request never left this node.
+        unsent: bool,
+    },
     /// No answer in time.
     #[error("no answer in time")]
     Timeout,
@@ -45,6 +54,9 @@ pub enum TransportError {
 
 impl From<tonic::Status> for TransportError {
     fn from(s: tonic::Status) -> Self {
+        if let Some((reason, unsent)) = refusal(&s) {
+            return TransportError::Refused { reason, unsent };
+        }
         match s.code() {
             tonic::Code::Unavailable
                 if s.message().contains("transport") || s.message().contains("connect") =>
@@ -60,6 +72,40 @@ impl From<tonic::Status> for TransportError {
             },
         }
     }
+}
+
+/// The refused, reset or broken connection somewhere in `status`'s chain of causes, as
+/// "connection refused (os error 111)", and whether it was refused when opened (so nothing
+/// was sent); `None` when the failure was anything else.
+fn refusal(status: &tonic::Status) -> Option<(String, bool)> {
+    use std::io::ErrorKind;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(status);
+    while let Some(e) = cause {
+        // HTTP/2 keeps the I/O error of a broken connection to itself, not as a source.
+        let io = e
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| e.downcast_ref::<h2::Error>().and_then(h2::Error::get_io));
+        if let Some(io) = io {
+            if matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::NotConnected
+            ) {
+                let unsent = io.kind() == ErrorKind::ConnectionRefused;
+                let words = io.to_string().to_lowercase();
+                return Some(if words.starts_with("connection") {
+                    (words, unsent)
+                } else {
+                    (format!("connection lost ({words})"), unsent)
+                });
+            }
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// Sends one node's messages to another; addresses are `host:port`.

@@ -33,13 +33,26 @@ pub(super) struct Pipe {
 impl Pipe {
     /// Start a pipeline over `client`'s channel; the stream opens in the background and
     /// requests queue meanwhile.
-    pub(super) fn open(client: InternodeClient<PeerChannel>) -> Arc<Pipe> {
+    /// `refused` hears of a refused or reset connection as soon as the stream breaks with
+    /// one, before any request fails on it.
+    pub(super) fn open(
+        client: InternodeClient<PeerChannel>,
+        to: String,
+        refused: Option<RefusalHook>,
+    ) -> Arc<Pipe> {
         let wording = Wording {
             ended: "peer pipeline ended",
             hung_up: TransportError::Unreachable("peer closed the pipeline".into()),
             closed: TransportError::Unreachable("peer pipeline closed".into()),
         };
-        let inner = ringdb_wire::Pipe::open(wording, Peer(client));
+        let inner = ringdb_wire::Pipe::open(
+            wording,
+            Peer {
+                client,
+                to,
+                refused,
+            },
+        );
         Arc::new(Pipe { inner })
     }
 
@@ -55,17 +68,38 @@ impl Pipe {
     }
 }
 
+/// Told `(address, why)` when a peer's connection is refused or reset.
+pub type RefusalHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
 /// The Internode service's pipeline call, as the stream under a peer's pipe.
-struct Peer(InternodeClient<PeerChannel>);
+struct Peer {
+    client: InternodeClient<PeerChannel>,
+    to: String,
+    refused: Option<RefusalHook>,
+}
 
 impl Connect<pipe_request::Op, pipe_response::Result, TransportError> for Peer {
     async fn connect(
-        mut self,
+        self,
         outbound: impl Stream<Item = Vec<(u64, pipe_request::Op)>> + Send + 'static,
     ) -> Result<impl Stream<Item = Result<Answered, TransportError>> + Send + 'static, TransportError>
     {
-        let answers = self.0.pipeline(outbound.map(requests)).await?.into_inner();
-        Ok(answers.map(answers_of))
+        let Peer {
+            mut client,
+            to,
+            refused,
+        } = self;
+        let answers = client.pipeline(outbound.map(requests)).await?.into_inner();
+        Ok(answers.map(move |m| {
+            let m = answers_of(m);
+            if let (Err(e), Some(hook)) = (&m, &refused) {
+                tracing::debug!(peer = %to, error = %e, "peer pipeline broke");
+                if let TransportError::Refused { reason, .. } = e {
+                    hook(&to, reason);
+                }
+            }
+            m
+        }))
     }
 }
 
