@@ -5,9 +5,12 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
+use prost::Message;
 use ringdb_core::merkle::Leaves;
 use ringdb_core::version::{CausalContext, SiblingSet};
+use ringdb_node::cluster::{gossip, Membership, MembershipConfig};
 use ringdb_node::coordinator::validate;
+use ringdb_proto::v1::{GossipAck2, GossipSyn, MemberList, MemberState};
 use serde_json::Value;
 
 fn config() -> ProptestConfig {
@@ -155,6 +158,86 @@ proptest! {
             let _ = ringdb_query::Path::parse(t);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn gossip_from_anyone_never_panics_and_never_rewrites_this_node(
+        raw in prop::collection::vec(any::<u8>(), 0..512),
+        states in prop::collection::vec(member_state(), 0..12),
+        e in edits(),
+    ) {
+        let view = Membership::new(me(), Vec::new(), MembershipConfig::default());
+        // Arbitrary bytes as each gossip message (and the persisted member list), and a
+        // damaged real message.
+        let real = GossipAck2 { states: states.clone(), ..Default::default() }.encode_to_vec();
+        for bytes in [raw.clone(), mutate(real, &e)] {
+            if let Ok(syn) = GossipSyn::decode(bytes.as_slice()) {
+                let _ = gossip::answer_syn(&view, &syn);
+            }
+            if let Ok(ack2) = GossipAck2::decode(bytes.as_slice()) {
+                let _ = gossip::take_ack2(&view, &ack2);
+            }
+            if let Ok(list) = MemberList::decode(bytes.as_slice()) {
+                view.merge(&list.members);
+            }
+        }
+        // A well-formed batch (one state per member, as gossip sends): merging it again
+        // changes nothing, and nobody's gossip replaces this node's own state.
+        let mut batch: Vec<MemberState> = Vec::new();
+        for s in states {
+            if !batch.iter().any(|b| b.id == s.id) {
+                batch.push(s);
+            }
+        }
+        let states = batch;
+        view.merge(&states);
+        let once = view.known_states();
+        view.merge(&states);
+        prop_assert_eq!(&view.known_states(), &once);
+        let own = view.own_state();
+        prop_assert_eq!((own.id.as_str(), own.incarnation, own.tokens.as_slice()), ("me", 7, &[0i64][..]));
+        let _ = view.ring().preference_list(0, 3);
+        let _ = view.members();
+    }
+}
+
+fn me() -> MemberState {
+    MemberState {
+        id: "me".into(),
+        address: "me:1".into(),
+        incarnation: 7,
+        tokens: vec![0],
+        status: "NORMAL".into(),
+        ..Default::default()
+    }
+}
+
+/// A peer's state: a few ids (this node's among them), any status text, token lists that
+/// collide.
+fn member_state() -> impl Strategy<Value = MemberState> {
+    (
+        prop::sample::select(vec!["me", "a", "b", "c", ""]),
+        0u64..4,
+        0u64..6,
+        prop::collection::vec(-3i64..3, 0..4),
+        prop::sample::select(vec!["NORMAL", "JOINING", "LEAVING", "LEFT", "", "weird"]),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(id, incarnation, heartbeat, tokens, status, removed)| MemberState {
+                id: id.into(),
+                address: format!("{id}:1"),
+                incarnation,
+                heartbeat,
+                tokens,
+                status: status.into(),
+                removed_by: if removed { "a".into() } else { String::new() },
+                ..Default::default()
+            },
+        )
 }
 
 fn scalar() -> impl Strategy<Value = Value> {
