@@ -205,6 +205,8 @@ impl Client {
             node_id: r.node_id,
             replication_factor: r.replication_factor,
             nodes: r.nodes,
+            serving: r.serving,
+            not_serving_reason: r.not_serving_reason,
         })
     }
 

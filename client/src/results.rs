@@ -66,6 +66,11 @@ pub struct ClusterStatus {
     pub replication_factor: u32,
     /// Every member.
     pub nodes: Vec<pb::NodeStatus>,
+    /// Whether the answering node takes client requests (a new cluster is ready once
+    /// every node does).
+    pub serving: bool,
+    /// Why it does not, while it does not.
+    pub not_serving_reason: String,
 }
 
 /// Token ownership as seen by one node.

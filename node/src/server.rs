@@ -20,7 +20,7 @@ use crate::api::client::ClientService;
 use crate::api::internode::InternodeService;
 use crate::clock::{self, Clock};
 use crate::cluster::{
-    gossip, join, leave, Membership, MembershipConfig, STATUS_JOINING, STATUS_LEAVING,
+    found, gossip, join, leave, Membership, MembershipConfig, STATUS_JOINING, STATUS_LEAVING,
     STATUS_NORMAL,
 };
 use crate::coordinator::hints::{HintConfig, Hints};
@@ -28,7 +28,7 @@ use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::query::QueryEngine;
 use crate::repair::{AaeConfig, AntiEntropy};
-use crate::ring::{Ring, Token, DEFAULT_VNODES};
+use crate::ring::{Token, DEFAULT_VNODES};
 use crate::security::tls::{self, Tls};
 use crate::security::{
     derived_secret, hash, NodeCredential, NodeGuard, SecurityConfig, Transition,
@@ -169,7 +169,6 @@ impl RunningNode {
 
 const META_NODE_ID: &str = "node_id";
 const META_INCARNATION: &str = "incarnation";
-const META_TOKENS: &str = "tokens";
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -201,6 +200,8 @@ pub struct Assembled {
     pub anti_entropy: Arc<AntiEntropy>,
     /// The pace of its index builds.
     index_build: BuildPace,
+    /// How it founds or joins the cluster while it has no tokens.
+    founding: found::FoundingConfig,
     /// Its queries: coordinated here, and its replica's part of others'.
     pub queries: Arc<QueryEngine>,
     /// How it reaches peers, every call's outcome noted in its membership view.
@@ -227,7 +228,7 @@ impl Assembled {
                 self.membership.clone(),
                 transport.clone(),
                 storage.clone(),
-                seeds,
+                seeds.clone(),
             )),
             tokio::spawn(self.coordinator.hints().clone().run(transport.clone())),
             tokio::spawn(self.anti_entropy.clone().run()),
@@ -237,15 +238,31 @@ impl Assembled {
             )),
             tokio::spawn(storage.clone().run_index_upkeep(self.index_build.clone())),
         ];
-        match self.membership.own_status().as_str() {
-            STATUS_JOINING => tasks.push(tokio::spawn(join::run(
-                self.membership.clone(),
-                storage,
-                transport,
-            ))),
+        let membership = self.membership.clone();
+        if membership.own_tokens().is_empty() {
+            // A new node: found the cluster or take a share of it, streaming if it may
+            // hold data.
+            let founding = self.founding.clone();
+            tasks.push(tokio::spawn(async move {
+                let taken = found::run(
+                    membership.clone(),
+                    storage.clone(),
+                    transport.clone(),
+                    seeds,
+                    founding,
+                )
+                .await;
+                if taken == found::Taken::MustStream {
+                    join::run(membership, storage, transport).await;
+                }
+            }));
+            return tasks;
+        }
+        match membership.own_status().as_str() {
+            STATUS_JOINING => tasks.push(tokio::spawn(join::run(membership, storage, transport))),
             // Restarted in the middle of a decommission: carry on.
             STATUS_LEAVING => tasks.push(tokio::spawn(leave::decommission(
-                self.membership.clone(),
+                membership,
                 storage,
                 transport,
                 self.coordinator.hints().clone(),
@@ -318,47 +335,25 @@ pub async fn assemble(
     let mut membership_config = config.membership.clone();
     membership_config.default_replication = config.coordinator.replication_factor as u32;
     let schema = gossip::load_schema(&storage).await;
-    let mut known = gossip::load_members(&storage).await;
-    let (tokens, status): (Vec<Token>, String) = match storage.get_meta(META_TOKENS).await? {
-        Some(b) => {
-            let tokens = b
-                .chunks_exact(8)
-                .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect();
-            let status = storage
-                .get_meta(join::STATUS_META_KEY)
-                .await?
-                .map(|s| String::from_utf8_lossy(&s).into_owned())
-                .unwrap_or_else(|| STATUS_NORMAL.to_string());
-            (tokens, status)
-        }
-        None => {
-            // First start: learn the ring from the seeds, then take a fair share of it.
-            let scout = Membership::new(me.clone(), known.clone(), membership_config.clone());
-            gossip::learn_from_seeds(
-                &scout,
-                transport.as_ref(),
-                &config.seeds,
-                Duration::from_secs(10),
-            )
-            .await;
-            known = scout.known_states().into_iter().skip(1).collect();
-            let ring = Ring::new(known.iter().map(|s| (s.id.clone(), s.tokens.clone())));
-            let tokens = ring.allocate_tokens(&config.node_id, config.vnodes);
-            // Joining a cluster that has data means streaming it first; a new cluster is ready.
-            let status = if ring.is_empty() {
-                STATUS_NORMAL
-            } else {
-                STATUS_JOINING
-            };
-            storage
-                .put_meta(join::STATUS_META_KEY, status.as_bytes().to_vec())
-                .await?;
-            let raw: Vec<u8> = tokens.iter().flat_map(|t| t.to_be_bytes()).collect();
-            storage.put_meta(META_TOKENS, raw).await?;
-            (tokens, status.to_string())
-        }
-    };
+    let known = gossip::load_members(&storage).await;
+    let (tokens, status): (Vec<Token>, String) =
+        match storage.get_meta(found::TOKENS_META_KEY).await? {
+            Some(b) => {
+                let tokens = b
+                    .chunks_exact(8)
+                    .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect();
+                let status = storage
+                    .get_meta(join::STATUS_META_KEY)
+                    .await?
+                    .map(|s| String::from_utf8_lossy(&s).into_owned())
+                    .unwrap_or_else(|| STATUS_NORMAL.to_string());
+                (tokens, status)
+            }
+            // First start: the node serves gossip first and founds the cluster or takes its
+            // share of it in the background (`found`); till then it has no tokens.
+            None => (Vec::new(), STATUS_JOINING.to_string()),
+        };
     me.status = status;
     me.tokens = tokens;
     let membership = Arc::new(Membership::new(me, known, membership_config));
@@ -371,7 +366,7 @@ pub async fn assemble(
         .indexes()
         .attach(storage.indexes().clone());
     gossip::persist(&membership, &storage).await;
-    let transport = crate::cluster::Watched::new(transport, membership.clone());
+    let transport = crate::cluster::Watched::wrap(transport, membership.clone());
 
     let actor = format!("{}.{}", config.node_id, incarnation);
     let hints = Hints::open(
@@ -405,9 +400,50 @@ pub async fn assemble(
         coordinator,
         anti_entropy,
         index_build: config.index_build.clone(),
+        founding: found::FoundingConfig::new(config.vnodes),
         queries,
         transport,
     })
+}
+
+/// Set the health of the client service and of the whole server ("").
+async fn report(health: &tonic_health::server::HealthReporter, ready: bool) {
+    use tonic_health::ServingStatus;
+    let status = if ready {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
+    if ready {
+        health.set_serving::<ClientServer<ClientService>>().await;
+    } else {
+        health
+            .set_not_serving::<ClientServer<ClientService>>()
+            .await;
+    }
+}
+
+/// Keep the health service in step with `Membership::readiness`, so orchestrators and
+/// clients can tell when a node (and a new cluster) is ready.
+async fn report_readiness(
+    health: tonic_health::server::HealthReporter,
+    membership: Arc<Membership>,
+) {
+    let mut ready = false;
+    loop {
+        let now = membership.readiness().is_ok();
+        if now != ready {
+            tracing::info!(
+                ready = now,
+                "client requests are {}",
+                if now { "served" } else { "refused" }
+            );
+            report(&health, now).await;
+            ready = now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Open sled, assemble the node, and start serving gRPC on `config.listen`.
@@ -482,7 +518,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         None => Auth::off(membership.clone()),
     });
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<ClientServer<ClientService>>().await;
+    // The client service (and the server as a whole, "") is SERVING once this node takes
+    // client requests: it has tokens and nobody is forming the cluster.
+    report(&health, false).await;
     health
         .set_serving::<InternodeServer<InternodeService>>()
         .await;
@@ -561,6 +599,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         }
     };
     background.extend(parts.spawn_background(config.seeds.clone()));
+    background.push(tokio::spawn(report_readiness(health, membership.clone())));
     tracing::info!(
         node = %config.node_id,
         %address,

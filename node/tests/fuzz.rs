@@ -244,9 +244,9 @@ fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|i| Value::from(i)),
-        any::<u64>().prop_map(|u| Value::from(u)),
-        (-1e300f64..1e300).prop_map(|f| Value::from(f)),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e300f64..1e300).prop_map(Value::from),
         any::<String>().prop_map(Value::String),
     ]
 }

@@ -301,16 +301,23 @@ pub fn status_table(s: &ClusterStatus, style: Style) -> String {
             row
         })
         .collect();
-    format!(
+    let mut out = format!(
         "Cluster as seen by {} (replication factor {})\n{}",
         s.node_id,
         s.replication_factor,
         table(&headers, &right, &rows, style)
-    )
+    );
+    if !s.serving {
+        out.push_str(&format!(
+            "\n{} does not serve client requests yet: {}",
+            s.node_id, s.not_serving_reason
+        ));
+    }
+    out
 }
 
 /// STATUS for scripts: `{"nodes": [{"id", "address", "up", "status", "ownership", "keys",
-/// "bytes", "hints", "zone"}, ...]}`.
+/// "bytes", "hints", "zone"}, ...], "serving": bool}`.
 pub fn status_json(s: &ClusterStatus) -> String {
     let nodes: Vec<Value> = s
         .nodes
@@ -321,7 +328,7 @@ pub fn status_json(s: &ClusterStatus) -> String {
                    "zone": n.zone})
         })
         .collect();
-    json!({"nodes": nodes}).to_string()
+    json!({"nodes": nodes, "serving": s.serving}).to_string()
 }
 
 /// RING for people.
@@ -501,6 +508,8 @@ mod tests {
             node_id: "n1".into(),
             replication_factor: 3,
             nodes: vec![node("n1", "", true), node("n2", "", false)],
+            serving: true,
+            not_serving_reason: String::new(),
         };
         let t = status_table(&s, Style::default());
         assert_eq!(

@@ -266,9 +266,10 @@ impl NodeProc {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
         loop {
             if client.status().await.is_ok_and(|s| {
-                s.nodes
-                    .iter()
-                    .any(|m| m.id == self.id && m.status == "NORMAL")
+                s.serving
+                    && s.nodes
+                        .iter()
+                        .any(|m| m.id == self.id && m.status == "NORMAL")
             }) {
                 return;
             }
@@ -406,6 +407,41 @@ impl Cluster {
         cluster
     }
 
+    /// Start `n` nodes at once, every one seeded by all of them (as a deploy script or
+    /// compose starts a cluster), and wait until each serves as NORMAL and sees the others.
+    pub async fn start_together(n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let addresses: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let mut nodes: Vec<NodeProc> = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, address)| {
+                let id = format!("n{}", i + 1);
+                NodeProc {
+                    data_dir: dir.path().join(&id),
+                    log: dir.path().join(format!("{id}.log")),
+                    id,
+                    address: address.clone(),
+                    seeds: addresses.clone(),
+                    extra: extra.iter().map(|s| s.to_string()).collect(),
+                    child: None,
+                    access: Access::default(),
+                }
+            })
+            .collect();
+        for node in &mut nodes {
+            node.spawn();
+        }
+        for node in &nodes {
+            node.wait_serving().await;
+        }
+        let cluster = Cluster { nodes, _dir: dir };
+        cluster.wait_all_up().await;
+        cluster
+    }
+
     /// Start one more node (seeded by the first) and wait until it has joined (NORMAL).
     pub async fn add_node(&mut self) -> &NodeProc {
         let id = format!("n{}", self.nodes.len() + 1);
@@ -436,24 +472,33 @@ impl Cluster {
                 .iter()
                 .map(|n| (n.id.clone(), n.is_running()))
                 .collect();
-            wait_until(
-                Duration::from_secs(20),
-                &format!("{} to see {expected:?}", observer.id),
-                || {
-                    let (c, expected) = (client.clone(), expected.clone());
-                    async move {
-                        let Ok(s) = c.status().await else {
-                            return false;
-                        };
-                        expected.iter().all(|(id, up)| {
-                            s.nodes
-                                .iter()
-                                .any(|m| &m.id == id && m.up == *up && m.ownership > 0.0)
-                        })
-                    }
-                },
-            )
-            .await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let seen = client.status().await;
+                let agrees = seen.as_ref().is_ok_and(|s| {
+                    expected.iter().all(|(id, up)| {
+                        s.nodes
+                            .iter()
+                            .any(|m| &m.id == id && m.up == *up && m.ownership > 0.0)
+                    })
+                });
+                if agrees {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    let logs: Vec<String> = self
+                        .nodes
+                        .iter()
+                        .map(|n| format!("--- {} ---\n{}", n.id, n.log_tail(40)))
+                        .collect();
+                    panic!(
+                        "{} did not see {expected:?} within 20 s; it sees {seen:?}\n{}",
+                        observer.id,
+                        logs.join("\n")
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 

@@ -188,7 +188,9 @@ impl SimNode {
         let background = parts.spawn_background(config.seeds.clone());
         // One topology change at a time: wait until this node has finished joining.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while parts.membership.own_status() != ringdb_node::cluster::STATUS_NORMAL {
+        while parts.membership.own_status() != ringdb_node::cluster::STATUS_NORMAL
+            || parts.membership.readiness().is_err()
+        {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "{id} did not finish joining"

@@ -110,10 +110,13 @@ impl Admin for AdminService {
             stats.keys.load(std::sync::atomic::Ordering::Relaxed),
             stats.bytes.load(std::sync::atomic::Ordering::Relaxed),
         );
+        let readiness = self.membership.readiness();
         Ok(Response::new(StatusResponse {
             node_id: self.membership.node_id().to_string(),
             replication_factor: self.coordinator.config().replication_factor as u32,
             nodes: self.nodes(),
+            serving: readiness.is_ok(),
+            not_serving_reason: readiness.err().unwrap_or_default(),
         }))
     }
 

@@ -73,6 +73,11 @@ pub fn answer_syn(membership: &Membership, syn: &GossipSyn) -> GossipAck {
     {
         states.extend(membership.states_of(std::slice::from_ref(&syn.from)));
     }
+    // A founder still forming always says so: a joiner reads in this answer whether the
+    // founder was still forming once it knew the joiner's tokens (see `found`).
+    if membership.is_forming() && !states.iter().any(|s| s.id == membership.node_id()) {
+        states.push(membership.own_state());
+    }
     let schema_differs = syn.schema_digest != membership.schema().digest();
     let (collections, indexes, tokens) = schema_if(membership, schema_differs);
     GossipAck {
@@ -127,6 +132,19 @@ pub async fn round(
     address: &str,
     timeout: Duration,
 ) -> Option<bool> {
+    round_answered(membership, transport, address, timeout)
+        .await
+        .map(|(changed, _)| changed)
+}
+
+/// One gossip round with the node at `address`, and what it answered: `None` if it did
+/// not answer (or did not take the states it asked for).
+pub async fn round_answered(
+    membership: &Membership,
+    transport: &dyn Transport,
+    address: &str,
+    timeout: Duration,
+) -> Option<(bool, GossipAck)> {
     let syn = GossipSyn {
         from: membership.node_id().to_string(),
         digests: membership.digests(),
@@ -150,9 +168,12 @@ pub async fn round(
             indexes,
             tokens,
         };
-        let _ = tokio::time::timeout(timeout, transport.gossip_finish(address, ack2)).await;
+        match tokio::time::timeout(timeout, transport.gossip_finish(address, ack2)).await {
+            Ok(Ok(_)) => {}
+            _ => return None,
+        }
     }
-    Some(changed)
+    Some((changed, ack))
 }
 
 /// One round with every live peer at once, so a change made here (or one made elsewhere)
@@ -177,39 +198,6 @@ pub async fn round_with_all(
         membership.note_change(); // the gossip loop persists what was learned
     }
     results.iter().filter(|r| r.is_some()).count()
-}
-
-/// Gossip with the seeds until one answers or `patience` runs out. Used before a brand-new
-/// node picks its tokens, so it sees the ring first.
-pub async fn learn_from_seeds(
-    membership: &Membership,
-    transport: &dyn Transport,
-    seeds: &[String],
-    patience: Duration,
-) -> bool {
-    let seeds: Vec<&String> = seeds
-        .iter()
-        .filter(|s| s.as_str() != membership.address_of_self())
-        .collect();
-    if seeds.is_empty() {
-        return false;
-    }
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        for seed in &seeds {
-            if round(membership, transport, seed, Duration::from_secs(1))
-                .await
-                .is_some()
-            {
-                return true;
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(?seeds, "no seed answered; starting as a new cluster");
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Whom to gossip with this round: one random live peer; an unreachable one with

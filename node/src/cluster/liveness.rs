@@ -78,10 +78,17 @@ impl Membership {
     /// once. Returns the member's id when this marked it (it was not marked already).
     pub fn note_refused(&self, address: &str, reason: &str) -> Option<String> {
         let mut inner = self.write();
-        let p = inner
+        // An address can outlive a member: a node replaced under a new id on the same
+        // host:port. The member still in the cluster is the one refusing.
+        let id = inner
             .peers
-            .values_mut()
-            .find(|p| p.state.address == address && p.state.id != self.me.id)?;
+            .values()
+            .filter(|p| p.state.address == address && p.state.id != self.me.id)
+            .min_by_key(|p| p.state.status == super::STATUS_LEFT)?
+            .state
+            .id
+            .clone();
+        let p = inner.peers.get_mut(&id)?;
         if p.refused.is_some() {
             return None;
         }
@@ -103,10 +110,10 @@ impl Membership {
             return;
         }
         let mut inner = self.write();
-        if let Some(p) = inner
+        for p in inner
             .peers
             .values_mut()
-            .find(|p| p.state.address == address && p.refused.is_some())
+            .filter(|p| p.state.address == address && p.refused.is_some())
         {
             tracing::info!(node = %p.state.id, %address, "refused peer answers again");
             p.refused = None;

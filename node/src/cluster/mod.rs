@@ -19,6 +19,7 @@
 //!   failure is not a removal;
 //! - this node is always up in its own view.
 
+pub mod found;
 pub mod gossip;
 pub mod indexes;
 pub mod join;
@@ -99,6 +100,10 @@ struct Inner {
     /// The ring once joining members own their tokens; `None` when nobody is joining.
     pending: Option<Arc<Ring>>,
     own_status: String,
+    /// This node's tokens: empty until it founds the cluster or takes its share of it.
+    own_tokens: Vec<Token>,
+    /// This node founded the cluster moments ago and waits for its seeds to take tokens.
+    forming: bool,
     heartbeat: u64,
     own_load: (u64, u64),
     own_hints: u64,
@@ -114,6 +119,9 @@ pub struct Membership {
     unsaved: AtomicBool,
     /// Whether any peer is marked refused, so answers on the hot path skip the lock.
     any_refused: AtomicBool,
+    /// Set once this node has tokens and nobody it knows is forming the cluster, so the
+    /// readiness check on every request skips the lock.
+    serving: AtomicBool,
     inner: RwLock<Inner>,
 }
 
@@ -121,17 +129,21 @@ impl Membership {
     /// A view holding this node and the members it remembered from its last run (which
     /// count as down until they heartbeat).
     pub fn new(me: MemberState, known: Vec<MemberState>, config: MembershipConfig) -> Self {
+        let own_tokens = me.tokens.clone();
         let m = Membership {
             me,
             schema: Schema::new(config.default_replication, Vec::new()),
             unsaved: AtomicBool::new(false),
             any_refused: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
             config,
             inner: RwLock::new(Inner {
                 peers: BTreeMap::new(),
                 ring: Arc::new(Ring::default()),
                 pending: None,
                 own_status: String::new(),
+                own_tokens,
+                forming: false,
                 // Above 0, so this view's own state supersedes whatever a token-less first
                 // contact (a scout with heartbeat 0) left with the seeds.
                 heartbeat: 1,
@@ -156,9 +168,9 @@ impl Membership {
         &self.me.address
     }
 
-    /// This node's tokens.
-    pub fn own_tokens(&self) -> &[Token] {
-        &self.me.tokens
+    /// This node's tokens (none while it is still founding or joining the cluster).
+    pub fn own_tokens(&self) -> Vec<Token> {
+        self.read().own_tokens.clone()
     }
 
     /// Settings in force.

@@ -82,6 +82,7 @@ impl Membership {
 
     pub(super) fn merge_at(&self, states: &[MemberState], arrived: Option<Instant>) -> bool {
         let mut changed = false;
+        let mut forming = false;
         {
             let mut inner = self.write();
             for s in states {
@@ -111,6 +112,7 @@ impl Membership {
                         if let Some(t) = arrived {
                             detector.heartbeat(t);
                         }
+                        forming |= s.forming;
                         inner.peers.insert(
                             s.id.clone(),
                             Peer {
@@ -137,6 +139,7 @@ impl Membership {
                                 // A restart: old arrival intervals say nothing about the new process.
                                 p.detector = PhiDetector::new(self.config.gossip_interval);
                             }
+                            forming |= s.forming;
                             p.state = s.clone();
                             if p.refused.as_ref().is_some_and(|r| r.outlived_by(s)) {
                                 tracing::info!(node = %s.id, "refused peer heartbeats again");
@@ -149,6 +152,12 @@ impl Membership {
                     }
                 }
             }
+        }
+        if forming {
+            // Someone founded the cluster moments ago: wait with client requests until it
+            // is formed.
+            self.serving
+                .store(false, std::sync::atomic::Ordering::Release);
         }
         if changed {
             self.rebuild_ring();

@@ -31,7 +31,7 @@ impl Membership {
         let mut inner = self.write();
         let mut all: Vec<(String, Vec<Token>, String)> = vec![(
             self.me.id.clone(),
-            self.me.tokens.clone(),
+            inner.own_tokens.clone(),
             inner.own_status.clone(),
         )];
         all.extend(inner.peers.values().map(|p| {
@@ -69,10 +69,11 @@ impl Membership {
     }
 
     /// The member whose join or departure is under way, if any: one topology change at a
-    /// time.
+    /// time. A member still without tokens moves nothing yet.
     pub fn topology_change(&self) -> Option<(String, String)> {
         self.known_states()
             .into_iter()
+            .filter(|s| !s.tokens.is_empty())
             .find(|s| s.status == STATUS_JOINING || s.status == STATUS_LEAVING)
             .map(|s| (s.id, s.status))
     }

@@ -17,7 +17,7 @@ pub struct Watched {
 
 impl Watched {
     /// Watch the calls `inner` makes on behalf of `membership`'s node.
-    pub fn new(inner: Arc<dyn Transport>, membership: Arc<Membership>) -> Arc<dyn Transport> {
+    pub fn wrap(inner: Arc<dyn Transport>, membership: Arc<Membership>) -> Arc<dyn Transport> {
         Arc::new(Watched { inner, membership })
     }
 }
@@ -84,7 +84,7 @@ mod tests {
             reason: "connection refused (os error 111)".into(),
             unsent: true,
         }))));
-        let t = Watched::new(script.clone(), m.clone());
+        let t = Watched::wrap(script.clone(), m.clone());
         assert!(finish(&t).await.is_err());
         assert!(!m.is_up("b"), "refused: down before phi rises");
         let why = m.down_reason("b").unwrap();
@@ -134,5 +134,24 @@ mod tests {
         m.merge(&[member("b", 1, 2)]);
         assert!(m.is_up("b"), "a new incarnation: it restarted");
         assert_eq!(m.note_refused("c:7000", "refused"), None, "unknown address");
+    }
+
+    #[test]
+    fn a_refusal_at_a_reused_address_marks_the_member_still_in_the_cluster() {
+        let m = Membership::new(member("a", 1, 1), vec![], MembershipConfig::default());
+        let left = MemberState {
+            status: crate::cluster::STATUS_LEFT.into(),
+            ..member("b", 5, 1)
+        };
+        // "c" replaced "b" on the same host and port ("b" sorts first).
+        let new = MemberState {
+            address: "b:7000".into(),
+            ..member("c", 1, 1)
+        };
+        m.merge(&[left, new]);
+        assert_eq!(m.note_refused("b:7000", "refused"), Some("c".into()));
+        assert!(!m.is_up("c"));
+        m.note_answered("b:7000");
+        assert!(m.is_up("c"), "an answer lifts it");
     }
 }

@@ -56,6 +56,7 @@ impl Coordinator {
     ) -> Result<SiblingSet> {
         let n = self.n(collection);
         level.check(n, true)?;
+        self.membership.readiness().map_err(Error::Unavailable)?;
         let replicas = self.replicas(collection, key);
         self.trace_plan(tracer, &replicas, level, n);
         let required = self.check_available("read", level, collection, key, &replicas)?;

@@ -101,6 +101,7 @@ impl Coordinator {
     fn plan_write(&self, op: &WriteOp, tracer: Tracer<'_>, first_write: bool) -> Result<WritePlan> {
         let n = self.n(&op.collection);
         op.level.check(n, false)?;
+        self.membership.readiness().map_err(Error::Unavailable)?;
         // A first write creates its collection with the default options.
         if first_write
             && self

@@ -100,6 +100,7 @@ impl QueryEngine {
         crate::coordinator::validate::collection(collection)?;
         let n = self.membership.schema().replication(collection);
         level.check(n, true)?;
+        self.membership.readiness().map_err(Error::Unavailable)?;
         let ring = self.membership.ring();
         let ranges = self.ranges.get(&ring, n);
         Coverage::assign(

@@ -198,9 +198,18 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "nodes": nodes }));
+        println!(
+            "{}",
+            serde_json::json!({ "nodes": nodes, "serving": s.serving })
+        );
     } else {
         print!("{}", table(&s.node_id, s.replication_factor, &s.nodes));
+        if !s.serving {
+            println!(
+                "{} does not serve client requests yet: {}",
+                s.node_id, s.not_serving_reason
+            );
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `ringdb dev`: a local cluster of child `ringdb serve` processes, started one at a time
-//! so each new node sees the ring and takes a fair share of it.
+//! `ringdb dev`: a local cluster of child `ringdb serve` processes, started at once and
+//! seeding each other, as a deploy script would start them: the lowest id founds the
+//! cluster and the others take their shares of it (see `cluster::found`).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -92,7 +93,15 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the ringdb executable")?;
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
-    let seed = format!("{}:{}", a.host, a.base_port);
+    let addresses: Vec<String> = (0..a.nodes)
+        .map(|i| {
+            a.base_port
+                .checked_add(i)
+                .map(|port| format!("{}:{port}", a.host))
+                .context("port out of range")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let seeds = addresses.join(",");
     // The nodes share this machine: give each its share of the cores rather than all of them.
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -105,8 +114,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..a.nodes {
         let id = format!("n{}", i + 1);
-        let port = a.base_port.checked_add(i).context("port out of range")?;
-        let address = format!("{}:{port}", a.host);
+        let address = addresses[i as usize].clone();
         let log = a.data_dir.join(format!("{id}.log"));
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
@@ -127,7 +135,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
                 "--listen",
                 &address,
                 "--seeds",
-                &seed,
+                &seeds,
             ])
             .arg("--data-dir")
             .arg(a.data_dir.join(&id))
@@ -146,26 +154,31 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
             log,
             child,
         });
-        let node = nodes.last_mut().unwrap_or_else(|| unreachable!());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    }
+    // Each node serves once it has tokens and the cluster is formed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for i in 0..nodes.len() {
         loop {
-            if let Ok(Some(status)) = node.child.try_wait() {
-                let log = node.log.display().to_string();
+            if let Some((n, status)) = nodes
+                .iter_mut()
+                .find_map(|n| n.child.try_wait().ok().flatten().map(|s| (n.id.clone(), s)))
+            {
+                let log = a.data_dir.join(format!("{n}.log")).display().to_string();
                 stop_all(&mut nodes).await;
-                bail!("node exited during start ({status}); see {log}");
+                bail!("node {n} exited during start ({status}); see {log}");
             }
-            // One topology change at a time: the next node starts once this one is NORMAL.
+            let node = &nodes[i];
             let me = node.id.clone();
-            let normal = node_status(&node.address)
-                .await
-                .is_some_and(|s| s.nodes.iter().any(|m| m.id == me && m.status == "NORMAL"));
-            if normal {
+            let serving = node_status(&node.address).await.is_some_and(|s| {
+                s.serving && s.nodes.iter().any(|m| m.id == me && m.status == "NORMAL")
+            });
+            if serving {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
                 let log = node.log.display().to_string();
                 stop_all(&mut nodes).await;
-                bail!("node did not start within 30s; see {log}");
+                bail!("node did not start within 60 s; see {log}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
