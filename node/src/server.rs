@@ -552,7 +552,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .add_service(
             ClientServer::new(ClientService::new(
                 coordinator.clone(),
-                config.max_document_bytes,
+                limits,
                 parts.queries.clone(),
                 auth.clone(),
             ))

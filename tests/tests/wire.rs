@@ -466,3 +466,76 @@ async fn a_killed_replica_is_refused_at_once_and_nothing_is_written() {
     )
     .await;
 }
+
+/// A `ClientRequests` whose requests are raw bytes, so one of them can be damaged.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawClientRequests {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    requests: Vec<Vec<u8>>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_pipeline_message_ends_the_stream_with_invalid_argument_after_earlier_answers() {
+    use prost::Message;
+    use ringdb_proto::v1::{client_request, client_response, ClientRequest, ClientResponses};
+    let cluster = Cluster::start(1).await;
+    let channel = Channel::from_shared(format!("http://{}", cluster.nodes[0].address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let put = ClientRequest {
+        id: 7,
+        op: Some(client_request::Op::Put(PutRequest {
+            collection: "pipe".into(),
+            key: "k".into(),
+            document: b"{\"a\":1}".to_vec().into(),
+            consistency: ConsistencyLevel::One as i32,
+            ..Default::default()
+        })),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<RawClientRequests>(4);
+    tx.send(RawClientRequests {
+        requests: vec![put.encode_to_vec()],
+    })
+    .await
+    .unwrap();
+    let codec = tonic_prost::ProstCodec::<RawClientRequests, ClientResponses>::default();
+    let mut answers = grpc
+        .streaming(
+            tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
+            PathAndQuery::from_static("/ringdb.v1.Client/Pipeline"),
+            codec,
+        )
+        .await
+        .expect("pipeline opens")
+        .into_inner();
+    let first = answers.message().await.expect("answer").expect("a message");
+    assert_eq!(first.responses.len(), 1);
+    assert_eq!(first.responses[0].id, 7);
+    assert!(
+        matches!(
+            first.responses[0].result,
+            Some(client_response::Result::Put(_))
+        ),
+        "{first:?}"
+    );
+    // A request whose bytes are not a ClientRequest (a length prefix pointing past its end).
+    tx.send(RawClientRequests {
+        requests: vec![vec![0x12, 0x7f, 0x01]],
+    })
+    .await
+    .unwrap();
+    let end = answers
+        .message()
+        .await
+        .expect_err("the stream ends with a status");
+    assert_eq!(end.code(), Code::InvalidArgument, "{end:?}");
+    assert!(
+        end.message().contains("not a valid protobuf message"),
+        "{end:?}"
+    );
+    drop(tx);
+}

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::{Auth, Principal, StreamCredential};
 use super::pipeline::{self, Answers};
 use super::query;
+use super::wire::WireLimits;
 
 use crate::coordinator::validate::{self, context_token, context_token_at};
 use crate::coordinator::{Coordinator, Level, WriteOp};
@@ -25,7 +26,7 @@ use crate::ring::token_for;
 #[derive(Clone)]
 pub struct ClientService {
     coordinator: Arc<Coordinator>,
-    max_document_bytes: usize,
+    limits: WireLimits,
     admission: Arc<Semaphore>,
     queries: Arc<QueryEngine>,
     auth: Arc<Auth>,
@@ -35,14 +36,14 @@ impl ClientService {
     /// Serve client requests through `coordinator`, and queries through `queries`.
     pub fn new(
         coordinator: Arc<Coordinator>,
-        max_document_bytes: usize,
+        limits: WireLimits,
         queries: Arc<QueryEngine>,
         auth: Arc<Auth>,
     ) -> Self {
         let limit = coordinator.config().max_client_requests;
         ClientService {
             coordinator,
-            max_document_bytes,
+            limits,
             admission: Arc::new(Semaphore::new(limit)),
             queries,
             auth,
@@ -131,6 +132,7 @@ impl Client for ClientService {
         let service = self.clone();
         Ok(Response::new(pipeline::serve(
             req.into_inner(),
+            self.limits,
             |m: ClientRequests| m.requests,
             move |r: ClientRequest| {
                 let (service, who) = (service.clone(), who.clone());
@@ -197,7 +199,7 @@ impl ClientService {
         let _admitted = self.admit()?;
         validate::collection(&r.collection)?;
         validate::key(&r.key)?;
-        validate::document(&r.document, self.max_document_bytes)?;
+        validate::document(&r.document, self.limits.max_document_bytes)?;
         let bound = token_for(&r.collection, &r.key);
         let op = WriteOp {
             context: validate::context(&r.context, &r.collection, &r.key)?,

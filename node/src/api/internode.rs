@@ -410,6 +410,10 @@ impl Internode for InternodeService {
         let service = self.clone();
         Ok(Response::new(pipeline::serve(
             req.into_inner(),
+            super::wire::WireLimits {
+                max_message_bytes: crate::transport::grpc::MAX_INTERNODE_MESSAGE,
+                max_document_bytes: crate::transport::grpc::MAX_INTERNODE_MESSAGE,
+            },
             |m: PipeRequests| m.requests,
             move |r: PipeRequest| {
                 let service = service.clone();

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use ringdb_proto::v1::Failure;
-use tokio::sync::{mpsc, Semaphore};
-use tonic::{Status, Streaming};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tonic::{Code, Status, Streaming};
 
+use super::wire::WireLimits;
 use crate::transport::pipe::{batched, MAX_BATCH};
 
 /// Operations one pipeline runs at once; past this the stream stops being read, so HTTP/2
@@ -29,9 +30,12 @@ pub fn failure(status: Status) -> Failure {
 }
 
 /// Serve one pipeline until its sender closes it: `unbatch` opens an incoming message,
-/// `handle` answers one request, `batch` wraps the answers ready at one time.
+/// `handle` answers one request, `batch` wraps the answers ready at one time. A message
+/// that does not decode (or is over `limits`) ends the stream, after the answers to the
+/// requests before it, with `INVALID_ARGUMENT` saying why.
 pub fn serve<In, Req, Ans, Out, H, Fut>(
     mut inbound: Streaming<In>,
+    limits: WireLimits,
     unbatch: fn(In) -> Vec<Req>,
     handle: H,
     batch: fn(Vec<Ans>) -> Out,
@@ -45,6 +49,7 @@ where
     Fut: Future<Output = Ans> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+    let (ended, end) = oneshot::channel::<Status>();
     tokio::spawn(async move {
         let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         loop {
@@ -52,7 +57,14 @@ where
                 Ok(Some(msg)) => msg,
                 Ok(None) => return,
                 Err(e) => {
-                    tracing::debug!(error = %e, "pipeline closed by its sender");
+                    match limits.documented(e.code(), e.message()) {
+                        Some(status) => {
+                            tracing::debug!(error = %e, "pipeline message refused");
+                            let _ = ended.send(status);
+                        }
+                        None if e.code() == Code::Cancelled => {}
+                        None => tracing::debug!(error = %e, "pipeline closed by its sender"),
+                    }
                     return;
                 }
             };
@@ -68,5 +80,11 @@ where
             }
         }
     });
-    Box::pin(batched(rx, MAX_BATCH).map(move |answers| Ok(batch(answers))))
+    // The answers, then the reason the stream was cut short, if it was.
+    let refusal = futures::stream::once(end).filter_map(|r| async move { r.ok().map(Err) });
+    Box::pin(
+        batched(rx, MAX_BATCH)
+            .map(move |answers| Ok(batch(answers)))
+            .chain(refusal),
+    )
 }
