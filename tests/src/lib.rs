@@ -442,6 +442,15 @@ impl Cluster {
         cluster
     }
 
+    /// Every running node's ring (token, owner) as its `Ring` call answers it.
+    pub async fn rings(&self) -> Vec<Vec<(i64, String)>> {
+        let running = self.nodes.iter().filter(|n| n.is_running());
+        futures::future::join_all(
+            running.map(|n| async move { n.client().await.ring().await.expect("ring").tokens }),
+        )
+        .await
+    }
+
     /// Start one more node (seeded by the first) and wait until it has joined (NORMAL).
     pub async fn add_node(&mut self) -> &NodeProc {
         let id = format!("n{}", self.nodes.len() + 1);

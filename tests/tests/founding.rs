@@ -107,13 +107,7 @@ async fn three_nodes_started_at_once_form_one_cluster_founded_by_the_lowest_id()
         );
     }
     // One ring, every node in it with a fair share (the shares are taken one at a time).
-    let rings = futures::future::join_all(
-        cluster
-            .nodes
-            .iter()
-            .map(|n| async move { n.client().await.ring().await.unwrap().tokens }),
-    )
-    .await;
+    let rings = cluster.rings().await;
     assert!(rings.windows(2).all(|w| w[0] == w[1]), "one ring");
     let shares = shares(&rings[0]);
     assert_eq!(shares.len(), 3, "{shares:?}");

@@ -11,13 +11,7 @@ async fn five_nodes_with_one_seed_each_converge_and_detect_a_dead_node_within_10
     let mut cluster = Cluster::start_with(5, &["--gossip-interval-ms", "1000"]).await;
     // Every node was given only n1 as its seed, yet all know all (wait_all_up checked the
     // rings too); and they agree on the ring.
-    let rings = futures::future::join_all(
-        cluster
-            .nodes
-            .iter()
-            .map(|n| async move { n.client().await.ring().await.unwrap().tokens }),
-    )
-    .await;
+    let rings = cluster.rings().await;
     assert!(
         rings.windows(2).all(|w| w[0] == w[1]),
         "all nodes derive the same ring"

@@ -90,12 +90,8 @@ struct RawGetRequest {
     key: Vec<u8>,
 }
 
-/// A Get sent with `RawGetRequest`'s bytes.
-async fn raw_get(
-    address: &str,
-    collection: &[u8],
-    key: &[u8],
-) -> Result<GetResponse, tonic::Status> {
+/// A bare gRPC channel to `address`, for messages the generated stubs cannot express.
+async fn raw_grpc(address: &str) -> tonic::client::Grpc<Channel> {
     let channel = Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
@@ -103,6 +99,16 @@ async fn raw_get(
         .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
+    grpc
+}
+
+/// A Get sent with `RawGetRequest`'s bytes.
+async fn raw_get(
+    address: &str,
+    collection: &[u8],
+    key: &[u8],
+) -> Result<GetResponse, tonic::Status> {
+    let mut grpc = raw_grpc(address).await;
     let codec = tonic_prost::ProstCodec::<RawGetRequest, GetResponse>::default();
     let req = RawGetRequest {
         collection: collection.to_vec(),
@@ -479,13 +485,7 @@ async fn a_damaged_pipeline_message_ends_the_stream_with_invalid_argument_after_
     use prost::Message;
     use ringdb_proto::v1::{client_request, client_response, ClientRequest, ClientResponses};
     let cluster = Cluster::start(1).await;
-    let channel = Channel::from_shared(format!("http://{}", cluster.nodes[0].address))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
+    let mut grpc = raw_grpc(&cluster.nodes[0].address).await;
     let put = ClientRequest {
         id: 7,
         op: Some(client_request::Op::Put(PutRequest {
