@@ -13,9 +13,12 @@ use ringdb_client::{Client, ClientBuilder, Routing};
 
 pub mod faults;
 pub mod history;
+mod http;
 pub mod indexes;
 pub mod load;
 pub mod sim;
+
+pub use http::{http, HttpAnswer};
 
 /// Path of a workspace binary built next to the running test; panics with what to do
 /// when it is not there.
@@ -140,6 +143,8 @@ pub struct NodeProc {
     child: Option<Child>,
     /// How the harness's clients reach it.
     pub access: Access,
+    /// Where its HTTP/JSON API listens, when it serves one.
+    pub http_address: Option<String>,
 }
 
 fn signal(child: &Child, sig: libc::c_int) {
@@ -168,6 +173,7 @@ impl NodeProc {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             access,
+            http_address: None,
         };
         node.spawn();
         node
@@ -194,6 +200,9 @@ impl NodeProc {
             .stderr(log);
         if !self.seeds.is_empty() {
             cmd.args(["--seeds", &self.seeds.join(",")]);
+        }
+        if let Some(http) = &self.http_address {
+            cmd.args(["--http-listen", http]);
         }
         self.child = Some(cmd.spawn().expect("spawn ringdb serve"));
     }
@@ -397,6 +406,7 @@ impl Cluster {
                 extra: extra.iter().map(|s| s.to_string()).collect(),
                 child: None,
                 access: access.clone(),
+                http_address: None,
             };
             node.spawn();
             node.wait_serving().await;
@@ -408,7 +418,8 @@ impl Cluster {
     }
 
     /// Start `n` nodes at once, every one seeded by all of them (as a deploy script or
-    /// compose starts a cluster), and wait until each serves as NORMAL and sees the others.
+    /// compose starts a cluster) and serving the HTTP API too, and wait until each serves
+    /// as NORMAL and sees the others.
     pub async fn start_together(n: usize, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let addresses: Vec<String> = (0..n)
@@ -428,6 +439,7 @@ impl Cluster {
                     extra: extra.iter().map(|s| s.to_string()).collect(),
                     child: None,
                     access: Access::default(),
+                    http_address: Some(format!("127.0.0.1:{}", free_port())),
                 }
             })
             .collect();
@@ -462,6 +474,7 @@ impl Cluster {
             extra: self.nodes[0].extra.clone(),
             child: None,
             access: self.nodes[0].access.clone(),
+            http_address: None,
             id,
         };
         node.spawn();

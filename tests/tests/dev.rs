@@ -32,9 +32,10 @@ impl Drop for Dev {
     }
 }
 
-fn start_dev(dir: &std::path::Path, base: u16) -> (Dev, Vec<String>) {
+fn start_dev(dir: &std::path::Path, base: u16, http_base: u16) -> (Dev, Vec<String>) {
     let mut child = Command::new(binary("ringdb"))
         .args(["dev", "--base-port", &base.to_string()])
+        .args(["--http-base-port", &http_base.to_string()])
         .arg("--data-dir")
         .arg(dir)
         .stdout(Stdio::piped())
@@ -83,12 +84,27 @@ fn interrupt_and_wait(mut dev: Dev) {
 async fn dev_starts_a_cluster_stops_on_ctrl_c_and_keeps_data() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base_port();
+    let http_base = loop {
+        let p = free_base_port();
+        if p.abs_diff(base) >= 3 {
+            break p;
+        }
+    };
     let hosts: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
+    let https: Vec<String> = (0..3)
+        .map(|i| format!("127.0.0.1:{}", http_base + i))
+        .collect();
 
-    let (child, printed) = start_dev(dir.path(), base);
+    let (child, printed) = start_dev(dir.path(), base, http_base);
     let text = printed.join("\n");
     for h in &hosts {
         assert!(text.contains(h), "dev prints every node address: {text}");
+    }
+    for h in &https {
+        assert!(
+            text.contains(&format!("http://{h}")),
+            "and every HTTP URL: {text}"
+        );
     }
     assert!(text.contains("ringsh --host"), "and how to connect: {text}");
     let client = ringdb_client::Client::connect(&hosts).await.unwrap();
@@ -102,6 +118,16 @@ async fn dev_starts_a_cluster_stops_on_ctrl_c_and_keeps_data() {
         .put("dev", "kept", &json!({"across": "restarts"}))
         .await
         .unwrap();
+    // What the client wrote, the HTTP API of another node reads.
+    let r = ringdb_tests::http(
+        &https[2],
+        "GET",
+        "/v1/dev/kept?consistency=QUORUM",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["values"], json!([{"across": "restarts"}]));
     interrupt_and_wait(child);
     for h in &hosts {
         assert!(
@@ -110,7 +136,7 @@ async fn dev_starts_a_cluster_stops_on_ctrl_c_and_keeps_data() {
         );
     }
 
-    let (child, _) = start_dev(dir.path(), base);
+    let (child, _) = start_dev(dir.path(), base, http_base);
     let client = ringdb_client::Client::connect(&hosts).await.unwrap();
     let read = client
         .get_with(

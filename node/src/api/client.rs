@@ -165,7 +165,11 @@ impl Client for ClientService {
 
 impl ClientService {
     /// A get by `who`.
-    async fn get_as(&self, who: &Principal, r: GetRequest) -> Result<GetResponse, Status> {
+    pub(super) async fn get_as(
+        &self,
+        who: &Principal,
+        r: GetRequest,
+    ) -> Result<GetResponse, Status> {
         who.may_read(&r.collection)?;
         let _admitted = self.admit()?;
         validate::collection(&r.collection)?;
@@ -194,7 +198,11 @@ impl ClientService {
     }
 
     /// A put by `who`.
-    async fn put_as(&self, who: &Principal, r: PutRequest) -> Result<PutResponse, Status> {
+    pub(super) async fn put_as(
+        &self,
+        who: &Principal,
+        r: PutRequest,
+    ) -> Result<PutResponse, Status> {
         who.may_write(&r.collection)?;
         let _admitted = self.admit()?;
         validate::collection(&r.collection)?;
@@ -227,7 +235,11 @@ impl ClientService {
     }
 
     /// A delete by `who`.
-    async fn delete_as(&self, who: &Principal, r: DeleteRequest) -> Result<DeleteResponse, Status> {
+    pub(super) async fn delete_as(
+        &self,
+        who: &Principal,
+        r: DeleteRequest,
+    ) -> Result<DeleteResponse, Status> {
         who.may_write(&r.collection)?;
         let _admitted = self.admit()?;
         validate::collection(&r.collection)?;

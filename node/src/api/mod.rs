@@ -1,9 +1,11 @@
-//! gRPC services: client, internode and admin, all served on one port. This is the one
-//! place request errors become status codes.
+//! gRPC services: client, internode and admin, all served on one port, and the HTTP/JSON
+//! side on a port of its own (`http`). This is the one place request errors become status
+//! codes.
 
 pub mod admin;
 pub mod auth;
 pub mod client;
+pub mod http;
 mod indexes;
 pub mod internode;
 pub mod pipeline;

@@ -19,6 +19,9 @@ pub struct DevArgs {
     /// Port of the first node; the others follow it.
     #[arg(long, default_value_t = 7401)]
     base_port: u16,
+    /// HTTP/JSON API port of the first node (the others follow it); 0: no HTTP API.
+    #[arg(long, default_value_t = 8401)]
+    http_base_port: u16,
     /// Parent directory of the nodes' data directories and logs.
     #[arg(long, default_value = "./ringdb-data")]
     data_dir: PathBuf,
@@ -37,6 +40,7 @@ pub struct DevArgs {
 struct Node {
     id: String,
     address: String,
+    http: Option<String>,
     log: PathBuf,
     child: Child,
 }
@@ -115,6 +119,14 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     for i in 0..a.nodes {
         let id = format!("n{}", i + 1);
         let address = addresses[i as usize].clone();
+        let http = match a.http_base_port {
+            0 => None,
+            base => Some(format!(
+                "{}:{}",
+                a.host,
+                base.checked_add(i).context("HTTP port out of range")?
+            )),
+        };
         let log = a.data_dir.join(format!("{id}.log"));
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
@@ -142,6 +154,10 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
             .args(["--replication-factor", &a.replication_factor.to_string()])
             .args(sized("--worker-threads", &workers, &a.serve_args))
             .args(sized("--storage-threads", &storage_threads, &a.serve_args))
+            .args(
+                http.iter()
+                    .flat_map(|h| ["--http-listen".to_string(), h.clone()]),
+            )
             .args(&a.serve_args)
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -151,6 +167,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         nodes.push(Node {
             id,
             address,
+            http,
             log,
             child,
         });
@@ -210,7 +227,17 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         a.replication_factor
     );
     for n in &nodes {
-        println!("  {:<4} {}   log: {}", n.id, n.address, n.log.display());
+        let http = n
+            .http
+            .as_ref()
+            .map(|h| format!("   http://{h}"))
+            .unwrap_or_default();
+        println!(
+            "  {:<4} {}{http}   log: {}",
+            n.id,
+            n.address,
+            n.log.display()
+        );
     }
     println!();
     println!("Connect with:   ringsh --host {}", nodes[0].address);

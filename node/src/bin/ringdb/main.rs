@@ -62,6 +62,9 @@ struct ServeArgs {
     /// Address other nodes and clients should use (default: the listen address).
     #[arg(long)]
     advertise: Option<String>,
+    /// Also serve the HTTP/JSON API (docs/http.md) on this HOST:PORT.
+    #[arg(long)]
+    http_listen: Option<String>,
     /// Replicas per key (N); must be the same on every node.
     #[arg(long, default_value_t = 3)]
     replication_factor: usize,
@@ -180,6 +183,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut config = NodeConfig::new(a.node_id, a.listen, a.data_dir);
     config.seeds = a.seeds.into_iter().filter(|s| !s.is_empty()).collect();
     config.advertise = a.advertise;
+    config.http_listen = a.http_listen;
     config.vnodes = a.vnodes.max(1);
     config.zone = a.zone;
     config.max_document_bytes = a.max_document_bytes;
@@ -218,6 +222,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("node failed to start")?;
     println!("ringdb node serving on {}", node.address);
+    if let Some(http) = &node.http_address {
+        println!("HTTP API on http://{http}");
+    }
     wait_for_signal().await;
     tracing::info!("stopping");
     node.stop().await;

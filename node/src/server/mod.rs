@@ -2,7 +2,6 @@
 //! server with health and reflection, all on one port.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,95 +17,22 @@ use crate::api::admin::AdminService;
 use crate::api::auth::Auth;
 use crate::api::client::ClientService;
 use crate::api::internode::InternodeService;
-use crate::clock::{self, Clock};
 use crate::cluster::{
-    found, gossip, join, leave, Membership, MembershipConfig, STATUS_JOINING, STATUS_LEAVING,
-    STATUS_NORMAL,
+    found, gossip, join, leave, Membership, STATUS_JOINING, STATUS_LEAVING, STATUS_NORMAL,
 };
-use crate::coordinator::hints::{HintConfig, Hints};
-use crate::coordinator::validate::DEFAULT_MAX_DOCUMENT_BYTES;
-use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::coordinator::hints::Hints;
+use crate::coordinator::Coordinator;
 use crate::query::QueryEngine;
-use crate::repair::{AaeConfig, AntiEntropy};
-use crate::ring::{Token, DEFAULT_VNODES};
+use crate::repair::AntiEntropy;
+use crate::ring::Token;
 use crate::security::tls::{self, Tls};
-use crate::security::{
-    derived_secret, hash, NodeCredential, NodeGuard, SecurityConfig, Transition,
-};
-use crate::storage::{BuildPace, Engine, PoolConfig, SledEngine, Storage, StorageError};
+use crate::security::{derived_secret, hash, NodeCredential, NodeGuard, Transition};
+use crate::storage::{BuildPace, Engine, SledEngine, Storage, StorageError};
 use crate::transport::grpc::{GrpcTransport, MAX_INTERNODE_MESSAGE};
 use crate::transport::Transport;
 
-/// Everything a node needs to start.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// Stable identity of this node; its data directory belongs to it.
-    pub node_id: String,
-    /// Where to listen, `HOST:PORT`.
-    pub listen: String,
-    /// Address peers and clients use to reach this node; defaults to the bound address.
-    pub advertise: Option<String>,
-    /// Where sled keeps this node's data.
-    pub data_dir: PathBuf,
-    /// Nodes to ask about the cluster at first start.
-    pub seeds: Vec<String>,
-    /// Virtual nodes (tokens) to take at first start.
-    pub vnodes: usize,
-    /// Failure domain (rack, availability zone), shown in status.
-    pub zone: String,
-    /// Largest document accepted.
-    pub max_document_bytes: usize,
-    /// sled page cache.
-    pub cache_bytes: u64,
-    /// Interval of sled's own background flush (what memory-only writes can lose).
-    pub background_flush_ms: u64,
-    /// Storage thread pool.
-    pub storage: PoolConfig,
-    /// Quorum settings.
-    pub coordinator: CoordinatorConfig,
-    /// Probe timing.
-    pub membership: MembershipConfig,
-    /// Hinted handoff limits.
-    pub hints: HintConfig,
-    /// Anti-entropy pacing.
-    pub aae: AaeConfig,
-    /// Pace of index builds and drops.
-    pub index_build: BuildPace,
-    /// Where every layer of the node reads wall-clock time; a simulation may move it.
-    pub clock: Arc<dyn Clock>,
-    /// TLS, client tokens and the cluster secret (all off by default).
-    pub security: SecurityConfig,
-}
-
-impl NodeConfig {
-    /// Defaults for everything but identity, address and data directory.
-    pub fn new(
-        node_id: impl Into<String>,
-        listen: impl Into<String>,
-        data_dir: impl Into<PathBuf>,
-    ) -> Self {
-        NodeConfig {
-            node_id: node_id.into(),
-            listen: listen.into(),
-            advertise: None,
-            data_dir: data_dir.into(),
-            seeds: Vec::new(),
-            vnodes: DEFAULT_VNODES,
-            zone: String::new(),
-            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
-            cache_bytes: 256 * 1024 * 1024,
-            background_flush_ms: 1000,
-            storage: PoolConfig::default(),
-            coordinator: CoordinatorConfig::default(),
-            membership: MembershipConfig::default(),
-            hints: HintConfig::default(),
-            aae: AaeConfig::default(),
-            index_build: BuildPace::default(),
-            clock: clock::system(),
-            security: SecurityConfig::default(),
-        }
-    }
-}
+mod config;
+pub use config::NodeConfig;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +64,8 @@ pub struct RunningNode {
     pub membership: Arc<Membership>,
     /// Its coordinator.
     pub coordinator: Arc<Coordinator>,
+    /// Where its HTTP/JSON API listens, if it serves one.
+    pub http_address: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
@@ -469,6 +397,24 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             addr: config.listen.clone(),
             source,
         })?;
+    if config.http_listen.is_some() && config.security.tls.is_some() {
+        return Err(StartError::Config(
+            "--http-listen does not speak TLS yet; with --tls-cert serve HTTP through a TLS \
+             proxy on this host, or leave --http-listen out"
+                .into(),
+        ));
+    }
+    let http_listener = match &config.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let bound: SocketAddr = listener
         .local_addr()
         .map_err(|e| StartError::Server(e.to_string()))?;
@@ -543,6 +489,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         max_message_bytes: client_limit,
         max_document_bytes: config.max_document_bytes,
     };
+    let client_service = ClientService::new(
+        coordinator.clone(),
+        limits,
+        parts.queries.clone(),
+        auth.clone(),
+    );
     let router = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(move |r| {
             limits.rewrite(r)
@@ -550,14 +502,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .initial_stream_window_size(crate::transport::grpc::STREAM_WINDOW)
         .initial_connection_window_size(crate::transport::grpc::CONNECTION_WINDOW)
         .add_service(
-            ClientServer::new(ClientService::new(
-                coordinator.clone(),
-                limits,
-                parts.queries.clone(),
-                auth.clone(),
-            ))
-            .max_decoding_message_size(client_limit)
-            .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
+            ClientServer::new(client_service.clone())
+                .max_decoding_message_size(client_limit)
+                .max_encoding_message_size(MAX_INTERNODE_MESSAGE),
         )
         .add_service(tonic::service::interceptor::InterceptedService::new(
             InternodeServer::new(parts.internode_service())
@@ -599,6 +546,28 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         }
     };
     background.extend(parts.spawn_background(config.seeds.clone()));
+    let http_address = match http_listener {
+        Some(l) => {
+            let at = l
+                .local_addr()
+                .map_err(|e| StartError::Server(e.to_string()))?
+                .to_string();
+            let api = crate::api::http::HttpApi::new(
+                client_service,
+                auth.clone(),
+                membership.clone(),
+                limits,
+            );
+            background.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, api.router()).await {
+                    tracing::error!(error = %e, "the HTTP API stopped");
+                }
+            }));
+            tracing::info!(address = %at, "HTTP API serving");
+            Some(at)
+        }
+        None => None,
+    };
     background.push(tokio::spawn(report_readiness(health, membership.clone())));
     tracing::info!(
         node = %config.node_id,
@@ -611,6 +580,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         address,
         membership,
         coordinator,
+        http_address,
         shutdown: Some(shutdown_tx),
         server,
         background,
