@@ -6,8 +6,10 @@
 //! one entry) that `p` yields in any **live** sibling. A tombstone or expired version
 //! contributes nothing, so a document whose versions are all deleted has no entries. The
 //! entry key alone carries the value and the key ([`crate::value::split_entry`]); the entry
-//! needs no stored value. Storage writes [`changes`] in the same batch as the document, so
-//! the index never disagrees with the stored sibling set.
+//! needs no stored value. Storage writes [`changes`] on the key's storage thread right
+//! after the document (two engine writes, not one transaction: see `ringdb-storage`'s
+//! `indexes`), and after an unclean stop it checks the entries against the documents and
+//! repairs those that disagree.
 
 use serde_json::Value;
 
