@@ -164,9 +164,24 @@ impl NodeProc {
         extra: &[&str],
         access: Access,
     ) -> NodeProc {
-        let mut node = NodeProc {
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut node = NodeProc::at(id, address, dir, seeds, extra, access);
+        node.spawn();
+        node
+    }
+
+    /// A node at `address` with its data and log under `dir`, not started yet.
+    fn at(
+        id: &str,
+        address: String,
+        dir: &Path,
+        seeds: Vec<String>,
+        extra: &[&str],
+        access: Access,
+    ) -> NodeProc {
+        NodeProc {
             id: id.to_string(),
-            address: format!("127.0.0.1:{}", free_port()),
+            address,
             data_dir: dir.join(id),
             log: dir.join(format!("{id}.log")),
             seeds,
@@ -174,9 +189,7 @@ impl NodeProc {
             child: None,
             access,
             http_address: None,
-        };
-        node.spawn();
-        node
+        }
     }
 
     fn spawn(&mut self) {
@@ -397,17 +410,7 @@ impl Cluster {
                 .first()
                 .map(|s| vec![s.address.clone()])
                 .unwrap_or_default();
-            let mut node = NodeProc {
-                data_dir: dir.path().join(&id),
-                log: dir.path().join(format!("{id}.log")),
-                id,
-                address,
-                seeds,
-                extra: extra.iter().map(|s| s.to_string()).collect(),
-                child: None,
-                access: access.clone(),
-                http_address: None,
-            };
+            let mut node = NodeProc::at(&id, address, dir.path(), seeds, extra, access.clone());
             node.spawn();
             node.wait_serving().await;
             nodes.push(node);
@@ -430,17 +433,11 @@ impl Cluster {
             .enumerate()
             .map(|(i, address)| {
                 let id = format!("n{}", i + 1);
-                NodeProc {
-                    data_dir: dir.path().join(&id),
-                    log: dir.path().join(format!("{id}.log")),
-                    id,
-                    address: address.clone(),
-                    seeds: addresses.clone(),
-                    extra: extra.iter().map(|s| s.to_string()).collect(),
-                    child: None,
-                    access: Access::default(),
-                    http_address: Some(format!("127.0.0.1:{}", free_port())),
-                }
+                let seeds = addresses.clone();
+                let access = Access::default();
+                let mut node = NodeProc::at(&id, address.clone(), dir.path(), seeds, extra, access);
+                node.http_address = Some(format!("127.0.0.1:{}", free_port()));
+                node
             })
             .collect();
         for node in &mut nodes {
@@ -466,17 +463,16 @@ impl Cluster {
     /// Start one more node (seeded by the first) and wait until it has joined (NORMAL).
     pub async fn add_node(&mut self) -> &NodeProc {
         let id = format!("n{}", self.nodes.len() + 1);
-        let mut node = NodeProc {
-            data_dir: self._dir.path().join(&id),
-            log: self._dir.path().join(format!("{id}.log")),
-            address: format!("127.0.0.1:{}", free_port()),
-            seeds: vec![self.nodes[0].address.clone()],
-            extra: self.nodes[0].extra.clone(),
-            child: None,
-            access: self.nodes[0].access.clone(),
-            http_address: None,
-            id,
-        };
+        let first = &self.nodes[0];
+        let extra: Vec<&str> = first.extra.iter().map(String::as_str).collect();
+        let mut node = NodeProc::at(
+            &id,
+            format!("127.0.0.1:{}", free_port()),
+            self._dir.path(),
+            vec![first.address.clone()],
+            &extra,
+            first.access.clone(),
+        );
         node.spawn();
         self.nodes.push(node);
         let node = self.nodes.last().expect("just pushed");

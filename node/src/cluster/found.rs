@@ -29,7 +29,7 @@ use ringdb_proto::v1::MemberState;
 use super::gossip::{round, round_answered};
 use super::{join, Membership, STATUS_JOINING, STATUS_LEFT, STATUS_NORMAL};
 use crate::ring::{Ring, Token};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::transport::Transport;
 
 /// Metadata key holding this node's tokens once it has them.
@@ -197,6 +197,24 @@ async fn gossip_everyone(
             heard.insert(address.clone());
         }
     }
+}
+
+/// The tokens and status this node saved when it took them (`None` before its first
+/// start ends founding or joining).
+pub async fn saved(storage: &Storage) -> Result<Option<(Vec<Token>, String)>, StorageError> {
+    let Some(raw) = storage.get_meta(TOKENS_META_KEY).await? else {
+        return Ok(None);
+    };
+    let tokens = raw
+        .chunks_exact(8)
+        .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    let status = storage
+        .get_meta(join::STATUS_META_KEY)
+        .await?
+        .map(|s| String::from_utf8_lossy(&s).into_owned())
+        .unwrap_or_else(|| STATUS_NORMAL.to_string());
+    Ok(Some((tokens, status)))
 }
 
 /// Write tokens and status to disk, then take them.

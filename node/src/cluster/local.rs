@@ -29,7 +29,6 @@ impl Membership {
             inner.own_status = status.to_string();
             inner.heartbeat += 1;
         }
-        self.serving.store(false, Ordering::Release);
         self.rebuild_ring();
         self.note_change();
     }
@@ -67,18 +66,15 @@ impl Membership {
                     self.me.id
                 ));
             }
-            if inner.forming {
-                return Err(format!(
-                    "the cluster is forming: {} founded it and waits for its seeds to take \
-                     tokens; retry shortly",
-                    self.me.id
-                ));
-            }
-            inner
-                .peers
-                .values()
-                .filter(|p| p.state.forming && p.state.status != STATUS_LEFT)
-                .map(|p| p.state.id.clone())
+            let me = inner.forming.then(|| self.me.id.clone());
+            me.into_iter()
+                .chain(
+                    inner
+                        .peers
+                        .values()
+                        .filter(|p| p.state.forming && p.state.status != STATUS_LEFT)
+                        .map(|p| p.state.id.clone()),
+                )
                 .collect()
         };
         if let Some(founder) = forming.iter().find(|id| self.is_up(id)) {

@@ -24,7 +24,6 @@ use crate::coordinator::hints::Hints;
 use crate::coordinator::Coordinator;
 use crate::query::QueryEngine;
 use crate::repair::AntiEntropy;
-use crate::ring::Token;
 use crate::security::tls::{self, Tls};
 use crate::security::{derived_secret, hash, NodeCredential, NodeGuard, Transition};
 use crate::storage::{BuildPace, Engine, SledEngine, Storage, StorageError};
@@ -208,6 +207,13 @@ fn check(config: &NodeConfig) -> Result<(), StartError> {
             config.node_id
         )));
     }
+    if config.http_listen.is_some() && config.security.tls.is_some() {
+        return Err(StartError::Config(
+            "--http-listen does not speak TLS yet; with --tls-cert serve HTTP through a TLS \
+             proxy on this host, or leave --http-listen out"
+                .into(),
+        ));
+    }
     if config.coordinator.replication_factor == 0 {
         return Err(StartError::Config(
             "replication factor must be at least 1".into(),
@@ -264,24 +270,11 @@ pub async fn assemble(
     membership_config.default_replication = config.coordinator.replication_factor as u32;
     let schema = gossip::load_schema(&storage).await;
     let known = gossip::load_members(&storage).await;
-    let (tokens, status): (Vec<Token>, String) =
-        match storage.get_meta(found::TOKENS_META_KEY).await? {
-            Some(b) => {
-                let tokens = b
-                    .chunks_exact(8)
-                    .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
-                    .collect();
-                let status = storage
-                    .get_meta(join::STATUS_META_KEY)
-                    .await?
-                    .map(|s| String::from_utf8_lossy(&s).into_owned())
-                    .unwrap_or_else(|| STATUS_NORMAL.to_string());
-                (tokens, status)
-            }
-            // First start: the node serves gossip first and founds the cluster or takes its
-            // share of it in the background (`found`); till then it has no tokens.
-            None => (Vec::new(), STATUS_JOINING.to_string()),
-        };
+    // On a first start the node serves gossip first and founds the cluster or takes its
+    // share of it in the background (`found`); till then it has no tokens.
+    let (tokens, status) = found::saved(&storage)
+        .await?
+        .unwrap_or_else(|| (Vec::new(), STATUS_JOINING.to_string()));
     me.status = status;
     me.tokens = tokens;
     let membership = Arc::new(Membership::new(me, known, membership_config));
@@ -397,13 +390,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             addr: config.listen.clone(),
             source,
         })?;
-    if config.http_listen.is_some() && config.security.tls.is_some() {
-        return Err(StartError::Config(
-            "--http-listen does not speak TLS yet; with --tls-cert serve HTTP through a TLS \
-             proxy on this host, or leave --http-listen out"
-                .into(),
-        ));
-    }
     let http_listener = match &config.http_listen {
         Some(addr) => Some(
             TcpListener::bind(addr)
