@@ -7,7 +7,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_by_key_over_http_keep_grpc_semantics() {
-    let cluster = Cluster::start_together(3, &[]).await;
+    let cluster = Cluster::start_together(3, &["--max-document-bytes", "4096"]).await;
     let a = cluster.nodes[0].http_address.clone().unwrap();
     let b = cluster.nodes[1].http_address.clone().unwrap();
 
@@ -120,6 +120,20 @@ async fn documents_by_key_over_http_keep_grpc_semantics() {
             "{method} {path}: {e}"
         );
     }
+    // A body over --max-document-bytes is refused with the limit, and nothing is written.
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(5000));
+    let r = http(&a, "PUT", "/v1/users/big", &[], big.as_bytes());
+    assert_eq!(r.status, 400, "{r:?}");
+    let e = r.json();
+    assert_eq!(e["error"]["code"], "INVALID_ARGUMENT", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("4096"),
+        "{e}"
+    );
+    assert_eq!(
+        http(&a, "GET", "/v1/users/big?consistency=ALL", &[], b"").status,
+        404
+    );
     // A context of another key is refused, and nothing is written.
     let other = http(&a, "GET", "/v1/users/carol", &[], b"").json()["context"]
         .as_str()
