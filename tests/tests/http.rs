@@ -250,3 +250,171 @@ async fn with_auth_http_takes_the_same_bearer_tokens_and_grants() {
     assert_eq!(r.json()["error"]["code"], "PERMISSION_DENIED");
     node.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_over_http_find_count_and_aggregate_like_grpc() {
+    let cluster = Cluster::start_together(3, &[]).await;
+    let a = cluster.nodes[0].http_address.clone().unwrap();
+    let b = cluster.nodes[1].http_address.clone().unwrap();
+    let client = cluster.client().await;
+    client.create_index("people", "age", false).await.unwrap();
+    cluster
+        .wait_indexes_ready("people", std::time::Duration::from_secs(120))
+        .await;
+    for i in 0..25u32 {
+        let doc = json!({"age": 20 + i, "city": if i % 2 == 0 { "Oslo" } else { "Rome" }});
+        let path = format!("/v1/people/p{i:02}?consistency=QUORUM");
+        let r = http(&a, "PUT", &path, &[], doc.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
+    // FIND on the index, in pages: ordered by age, each page continuing the last.
+    let mut keys = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        let mut body = json!({"where": [{"path": "age", "op": ">=", "value": 30}],
+                              "fields": ["age"], "limit": 4});
+        if let Some(p) = &page {
+            body["page"] = json!(p);
+        }
+        let r = http(
+            &b,
+            "POST",
+            "/v1/people/_find?consistency=QUORUM",
+            &[],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        let v = r.json();
+        for d in v["documents"].as_array().unwrap() {
+            assert_eq!(d["values"].as_array().unwrap().len(), 1, "{d}");
+            assert!(d["values"][0].get("city").is_none(), "FIELDS projects: {d}");
+            assert!(!d["context"].as_str().unwrap().is_empty());
+            keys.push(d["key"].as_str().unwrap().to_string());
+        }
+        match v["next"].as_str() {
+            Some(n) => page = Some(n.to_string()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (10..25).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(keys, expected);
+
+    // A found document's context updates it safely.
+    let r = http(
+        &a,
+        "POST",
+        "/v1/people/_find",
+        &[],
+        br#"{"where": [{"path": "age", "op": "=", "value": 20.0}]}"#,
+    );
+    let found = r.json();
+    assert_eq!(found["documents"][0]["key"], "p00", "{found}");
+    let context = found["documents"][0]["context"].as_str().unwrap();
+    let r = http(
+        &a,
+        "PUT",
+        "/v1/people/p00?consistency=ALL",
+        &[("X-RingDB-Context", context)],
+        br#"{"age": 99, "city": "Oslo"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = http(&b, "GET", "/v1/people/p00?consistency=ALL", &[], b"");
+    assert_eq!(r.json()["values"], json!([{"age": 99, "city": "Oslo"}]));
+
+    // COUNT and AGGREGATE, also without an index (ALLOW FILTERING).
+    let count = |body: &str| {
+        let r = http(
+            &a,
+            "POST",
+            "/v1/people/_count?consistency=ALL",
+            &[],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{body}: {r:?}");
+        r.json()["count"].as_u64().unwrap()
+    };
+    assert_eq!(count(""), 25);
+    assert_eq!(
+        count(r#"{"where": [{"path": "age", "op": "in", "values": [21, 22, "22"]}]}"#),
+        2
+    );
+    assert_eq!(
+        count(
+            r#"{"where": [{"path": "city", "op": "=", "value": "Rome"}], "allow_filtering": true}"#
+        ),
+        12
+    );
+    let r = http(
+        &b,
+        "POST",
+        "/v1/people/_aggregate",
+        &[],
+        br#"{"aggregations": ["count(*)", "max(age)"], "group_by": "city", "allow_filtering": true}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let groups = r.json()["groups"].clone();
+    let oslo = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "Oslo")
+        .unwrap_or_else(|| panic!("{groups}"));
+    assert_eq!(oslo["values"]["count(*)"], 13, "{groups}");
+    assert_eq!(oslo["values"]["max(age)"], 99, "{groups}");
+
+    // Bad queries: the gRPC codes and messages, as JSON.
+    let cases: [(&str, &str, u16, &str, &str); 7] = [
+        (
+            "/v1/people/_find",
+            r#"{"where": [{"path": "city", "op": "=", "value": "Oslo"}]}"#,
+            400,
+            "INVALID_ARGUMENT",
+            "city",
+        ),
+        (
+            "/v1/people/_find",
+            r#"{"wher": []}"#,
+            400,
+            "INVALID_ARGUMENT",
+            "wher",
+        ),
+        (
+            "/v1/people/_find",
+            r#"{"limit": 5000}"#,
+            400,
+            "INVALID_ARGUMENT",
+            "1000",
+        ),
+        (
+            "/v1/people/_count",
+            r#"{"where": [{"path": "age", "op": "~", "value": 1}]}"#,
+            400,
+            "INVALID_ARGUMENT",
+            "where[0]",
+        ),
+        (
+            "/v1/people/_aggregate",
+            "",
+            400,
+            "INVALID_ARGUMENT",
+            "aggregations",
+        ),
+        (
+            "/v1/people/_find?ttl_secs=5",
+            "",
+            400,
+            "INVALID_ARGUMENT",
+            "ttl_secs",
+        ),
+        ("/v1/people/p01", "{}", 405, "METHOD_NOT_ALLOWED", "PUT"),
+    ];
+    for (path, body, status, code, mention) in cases {
+        let r = http(&a, "POST", path, &[], body.as_bytes());
+        assert_eq!(r.status, status, "{path} {body}: {r:?}");
+        let e = r.json();
+        assert_eq!(e["error"]["code"], code, "{path} {body}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(mention), "{path} {body}: {message}");
+    }
+}

@@ -104,7 +104,10 @@ pub fn encode_token(shape: QueryShape<'_>, order: Order, last: &Position) -> Str
 
 /// The position a token continues after, if it belongs to this query in this order.
 pub fn decode_token(token: &str, shape: QueryShape<'_>, order: Order) -> Result<Position> {
-    let invalid = |why: String| Error::PageToken(format!("invalid page token: {why}"));
+    let invalid = |why: String| {
+        let why = why.strip_prefix("invalid page token: ").unwrap_or(&why);
+        Error::PageToken(format!("invalid page token: {why}"))
+    };
     let bytes = URL_SAFE_NO_PAD
         .decode(token.trim())
         .map_err(|_| invalid("not a page token this database issued".into()))?;

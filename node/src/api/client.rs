@@ -92,20 +92,15 @@ impl Client for ClientService {
     type FindStream = query::FindStream;
 
     async fn find(&self, req: Request<FindRequest>) -> Result<Response<Self::FindStream>, Status> {
-        // Admitted while its first page is computed; later pages run as the client reads.
         let who = self.auth.authenticate(req.metadata())?;
-        who.may_read(&req.get_ref().collection)?;
-        let _admitted = self.admit()?;
-        query::find(self.queries.clone(), req.into_inner())
+        self.find_as(&who, req.into_inner())
             .await
             .map(Response::new)
     }
 
     async fn count(&self, req: Request<CountRequest>) -> Result<Response<CountResponse>, Status> {
         let who = self.auth.authenticate(req.metadata())?;
-        who.may_read(&req.get_ref().collection)?;
-        let _admitted = self.admit()?;
-        query::count(&self.queries, req.into_inner())
+        self.count_as(&who, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -115,9 +110,7 @@ impl Client for ClientService {
         req: Request<AggregateRequest>,
     ) -> Result<Response<AggregateResponse>, Status> {
         let who = self.auth.authenticate(req.metadata())?;
-        who.may_read(&req.get_ref().collection)?;
-        let _admitted = self.admit()?;
-        query::aggregate(&self.queries, req.into_inner())
+        self.aggregate_as(&who, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -164,6 +157,40 @@ impl Client for ClientService {
 }
 
 impl ClientService {
+    /// A FIND by `who`: admitted while its first page is computed; later pages run as the
+    /// client reads them.
+    pub(super) async fn find_as(
+        &self,
+        who: &Principal,
+        r: FindRequest,
+    ) -> Result<query::FindStream, Status> {
+        who.may_read(&r.collection)?;
+        let _admitted = self.admit()?;
+        query::find(self.queries.clone(), r).await
+    }
+
+    /// A COUNT by `who`.
+    pub(super) async fn count_as(
+        &self,
+        who: &Principal,
+        r: CountRequest,
+    ) -> Result<CountResponse, Status> {
+        who.may_read(&r.collection)?;
+        let _admitted = self.admit()?;
+        query::count(&self.queries, r).await
+    }
+
+    /// An AGGREGATE by `who`.
+    pub(super) async fn aggregate_as(
+        &self,
+        who: &Principal,
+        r: AggregateRequest,
+    ) -> Result<AggregateResponse, Status> {
+        who.may_read(&r.collection)?;
+        let _admitted = self.admit()?;
+        query::aggregate(&self.queries, r).await
+    }
+
     /// A get by `who`.
     pub(super) async fn get_as(
         &self,

@@ -6,7 +6,10 @@
 //!   the same shape when not found);
 //! - `PUT /v1/{collection}/{key}` with the document as body and the context in
 //!   `X-RingDB-Context` → `{"context", "acknowledged_by", "hinted_for"}`; `DELETE` likewise;
+//! - `POST /v1/{collection}/_find`, `_count`, `_aggregate` with a JSON body (`queries`);
 //! - `GET /health` → 200 while the node takes client requests, else 503.
+
+mod queries;
 
 use std::sync::Arc;
 
@@ -59,7 +62,10 @@ impl HttpApi {
         Router::new()
             .route(
                 "/v1/{collection}/{*key}",
-                get(get_document).put(put_document).delete(delete_document),
+                get(get_document)
+                    .put(put_document)
+                    .delete(delete_document)
+                    .post(post_query),
             )
             .route("/health", get(health))
             .fallback(|uri: Uri| async move {
@@ -334,6 +340,49 @@ async fn delete_document(
         Ok((r.context, r.acknowledged_by, r.hinted_for))
     };
     write_answer(answer.await)
+}
+
+/// `POST /v1/{collection}/_find` (or `_count`, `_aggregate`): a query; a POST to any other
+/// key is 405, since documents are written with PUT.
+async fn post_query(
+    State(api): State<HttpApi>,
+    Path((collection, call)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answer = async {
+        if !matches!(call.as_str(), "_find" | "_count" | "_aggregate") {
+            return Ok(method_not_allowed(&call));
+        }
+        let who = api.who(&headers)?;
+        let o = options(&uri)?;
+        let limit = queries::MAX_QUERY_BODY_BYTES;
+        let raw = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            Status::invalid_argument(format!("a query body is over the limit of {limit} bytes"))
+        })?;
+        match call.as_str() {
+            "_find" => queries::find(&api, &who, collection, o, &raw).await,
+            "_count" => queries::count(&api, &who, collection, o, &raw).await,
+            _ => queries::aggregate(&api, &who, collection, o, &raw).await,
+        }
+    };
+    answer.await.unwrap_or_else(error)
+}
+
+/// 405 for a POST to a document key.
+fn method_not_allowed(key: &str) -> Response {
+    let message = format!(
+        "POST is for /v1/{{collection}}/_find, _count and _aggregate, not the key {key:?}; \
+         write a document with PUT"
+    );
+    let body = json!({"error": {"code": "METHOD_NOT_ALLOWED", "message": message}});
+    let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, body.to_string(), None);
+    r.headers_mut().insert(
+        axum::http::header::ALLOW,
+        HeaderValue::from_static("GET, PUT, DELETE"),
+    );
+    r
 }
 
 async fn health(State(api): State<HttpApi>) -> Response {

@@ -98,6 +98,11 @@ fn garbage_tokens_are_errors() {
     for t in ["", "!!!", "AQ", "Ag", "AQAAAAAAAAAAAQA", "AQAAAAAAAAAAAgE"] {
         let e = decode_token(t, s, Order::Condition(0)).unwrap_err();
         assert!(e.to_string().starts_with("invalid page token"), "{t}: {e}");
+        assert_eq!(
+            e.to_string().matches("invalid page token").count(),
+            1,
+            "{t}: {e}"
+        );
     }
     // A well-formed token whose order index is beyond the filter is invalid, not a panic.
     let p = Position::new(Some(&json!(1)), "k");

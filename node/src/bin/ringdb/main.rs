@@ -28,6 +28,17 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr: `text` for people (colours only on a terminal) or `json`, one
+    /// object per line, for log shippers. RINGDB_LOG sets the filter (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -170,13 +181,21 @@ fn read_secret(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-fn init_logs() {
-    tracing_subscriber::fmt()
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RINGDB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(false)
+            .flatten_event(true)
+            .init(),
+    }
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -242,7 +261,7 @@ pub(crate) async fn wait_for_signal() {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    init_logs(cli.log_format);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Command::Serve(a) = &cli.command {
         if let Some(n) = a.worker_threads {
