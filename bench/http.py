@@ -18,26 +18,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
-import sys
-import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release")
+from perf import BIN, ROOT, Cluster, log, run
+
 GRPC = ["127.0.0.1:7921", "127.0.0.1:7922", "127.0.0.1:7923"]
 HTTP = ["127.0.0.1:8921", "127.0.0.1:8922", "127.0.0.1:8923"]
 CONCURRENCY = 64
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
 
 
 def ensure_wrk():
@@ -49,40 +37,6 @@ def ensure_wrk():
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
-
-
-class Cluster:
-    """`ringdb dev` with HTTP ports, in a scratch directory; Ctrl-C (SIGINT) stops it."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="ringdb-http-")
-        cmd = [os.path.join(BIN, "ringdb"), "dev", "--nodes", "3", "--base-port", "7921",
-               "--http-base-port", "8921", "--data-dir", self.dir]
-        self.log = open(os.path.join(self.dir, "dev.log"), "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.serving():
-                return
-            time.sleep(0.2)
-        raise SystemExit("cluster did not come up; see " + self.dir)
-
-    def serving(self):
-        for host in GRPC:
-            try:
-                out = run([os.path.join(BIN, "ringdb"), "status", "--json", "--host", host])
-            except subprocess.CalledProcessError:
-                return False
-            s = json.loads(out)
-            if not s.get("serving") or not all(n["up"] and n["status"] == "NORMAL"
-                                               for n in s["nodes"]):
-                return False
-        return True
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=60)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def grpc(workload, records, duration, collection, extra=()):
@@ -172,7 +126,7 @@ def main():
     log("building release binaries")
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "ringdb-node", "-p",
                     "ringdb-bench"], check=True, cwd=ROOT)
-    cluster = Cluster()
+    cluster = Cluster(base_port=7921, http_base_port=8921)
     results = {}
     try:
         log(f"loading {a.records} records over gRPC")

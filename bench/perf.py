@@ -37,12 +37,16 @@ def run(cmd, **kw):
 
 
 class Cluster:
-    """`ringdb dev` in a scratch directory, stopped with Ctrl-C (SIGINT) like a user would."""
+    """`ringdb dev` in a scratch directory, stopped with Ctrl-C (SIGINT) like a user would.
+    bench/http.py starts its cluster through this too, on other ports and with HTTP."""
 
-    def __init__(self, serve_args=()):
+    def __init__(self, serve_args=(), base_port=7901, http_base_port=None):
+        self.hosts = [f"127.0.0.1:{base_port + i}" for i in range(3)]
         self.dir = tempfile.mkdtemp(prefix="ringdb-perf-")
-        cmd = [os.path.join(BIN, "ringdb"), "dev", "--nodes", "3", "--base-port", "7901",
-               "--data-dir", self.dir]
+        cmd = [os.path.join(BIN, "ringdb"), "dev", "--nodes", "3", "--base-port",
+               str(base_port), "--data-dir", self.dir]
+        if http_base_port is not None:
+            cmd += ["--http-base-port", str(http_base_port)]
         if serve_args:
             cmd += ["--", *serve_args]
         self.log = open(os.path.join(self.dir, "dev.log"), "w")
@@ -55,13 +59,15 @@ class Cluster:
         raise SystemExit("cluster did not come up; see " + self.dir)
 
     def all_normal(self):
-        for host in HOSTS.split(","):
+        for host in self.hosts:
             try:
                 out = run([os.path.join(BIN, "ringdb"), "status", "--json", "--host", host])
             except subprocess.CalledProcessError:
                 return False
-            nodes = json.loads(out)["nodes"]
-            if len(nodes) != 3 or not all(n["up"] and n["status"] == "NORMAL" for n in nodes):
+            status = json.loads(out)
+            nodes = status["nodes"]
+            if (not status.get("serving") or len(nodes) != 3
+                    or not all(n["up"] and n["status"] == "NORMAL" for n in nodes)):
                 return False
         return True
 

@@ -357,15 +357,17 @@ async fn post_query(
         }
         let who = api.who(&headers)?;
         let o = options(&uri)?;
+        queries::check_options(&o)?;
         let limit = queries::MAX_QUERY_BODY_BYTES;
         let raw = axum::body::to_bytes(body, limit).await.map_err(|_| {
             Status::invalid_argument(format!("a query body is over the limit of {limit} bytes"))
         })?;
-        match call.as_str() {
+        let answer = match call.as_str() {
             "_find" => queries::find(&api, &who, collection, o, &raw).await,
             "_count" => queries::count(&api, &who, collection, o, &raw).await,
             _ => queries::aggregate(&api, &who, collection, o, &raw).await,
-        }
+        }?;
+        Ok(json_response(StatusCode::OK, answer, None))
     };
     answer.await.unwrap_or_else(error)
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tonic::Status;
 
-use super::{document_body, json_response, HttpApi, Options};
+use super::{document_body, HttpApi, Options};
 use crate::query::MAX_PAGE_SIZE;
 
 /// Largest query body: conditions and paths, never documents.
@@ -37,7 +37,6 @@ struct FindBody {
     #[serde(default)]
     fields: Vec<String>,
     limit: Option<u64>,
-    #[serde(default)]
     page: Option<String>,
     #[serde(default)]
     allow_filtering: bool,
@@ -58,7 +57,6 @@ struct CountBody {
 #[serde(deny_unknown_fields)]
 struct AggregateBody {
     aggregations: Vec<String>,
-    #[serde(default)]
     group_by: Option<String>,
     #[serde(default, rename = "where")]
     conditions: Vec<Condition>,
@@ -153,7 +151,7 @@ fn aggregation(i: usize, text: &str) -> Result<QueryAggregation, Status> {
 }
 
 /// Options of a query: only `consistency` and `timeout_ms` apply.
-fn query_options(o: &Options) -> Result<(), Status> {
+pub fn check_options(o: &Options) -> Result<(), Status> {
     if o.durability != 0 || o.ttl_secs != 0 {
         return Err(Status::invalid_argument(
             "durability and ttl_secs are for writes; queries take consistency and timeout_ms",
@@ -170,8 +168,7 @@ pub async fn find(
     collection: String,
     o: Options,
     raw: &[u8],
-) -> Result<axum::response::Response, Status> {
-    query_options(&o)?;
+) -> Result<String, Status> {
     let b: FindBody = body(raw, "_find")?;
     if let Some(n) = b.limit {
         if n == 0 || n > MAX_PAGE_SIZE as u64 {
@@ -210,7 +207,7 @@ pub async fn find(
     out.push_str("],\"next\":");
     out.push_str(&json!(next).to_string());
     out.push('}');
-    Ok(json_response(axum::http::StatusCode::OK, out, None))
+    Ok(out)
 }
 
 /// `_count`: `{"count": n}`.
@@ -220,8 +217,7 @@ pub async fn count(
     collection: String,
     o: Options,
     raw: &[u8],
-) -> Result<axum::response::Response, Status> {
-    query_options(&o)?;
+) -> Result<String, Status> {
     let b: CountBody = body(raw, "_count")?;
     let request = CountRequest {
         collection,
@@ -232,11 +228,7 @@ pub async fn count(
         trace: false,
     };
     let r = api.client.count_as(who, request).await?;
-    Ok(json_response(
-        axum::http::StatusCode::OK,
-        json!({"count": r.count}).to_string(),
-        None,
-    ))
+    Ok(json!({"count": r.count}).to_string())
 }
 
 /// `_aggregate`: `{"groups": [{"group", "values"}, ...]}` as the shell prints it.
@@ -246,8 +238,7 @@ pub async fn aggregate(
     collection: String,
     o: Options,
     raw: &[u8],
-) -> Result<axum::response::Response, Status> {
-    query_options(&o)?;
+) -> Result<String, Status> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(Status::invalid_argument(
             "the _aggregate body needs \"aggregations\", e.g. {\"aggregations\": [\"count(*)\"]}",
@@ -279,11 +270,7 @@ pub async fn aggregate(
         };
         groups.push(json!({"group": parsed(&g.group)?, "values": parsed(&g.values)?}));
     }
-    Ok(json_response(
-        axum::http::StatusCode::OK,
-        json!({ "groups": groups }).to_string(),
-        None,
-    ))
+    Ok(json!({ "groups": groups }).to_string())
 }
 
 #[cfg(test)]
